@@ -130,7 +130,9 @@ def make_model(cfg:RunConfig) -> VAE:
     return build_model(cfg.model_config())
 
 # %% ../nbs/03_train.ipynb #c012
-def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True) -> list[dict]:
+def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
+        callback=None, # called with each epoch's history row; may raise to stop (e.g. an Optuna prune)
+       ) -> list[dict]:
     "Train `model` on the train split of `data`, select on the val split; returns the per-epoch history."
     dev = resolve_device(cfg.device)
     model.to(dev)
@@ -168,6 +170,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True) -> list[di
             best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
         else: since_best += 1
         bar.set_postfix(val_loss=f"{values['val_loss']:.4f}", best=f"{best:.4f}", refresh=False)
+        if callback is not None: callback(history[-1])
         if epoch >= cfg.min_epochs and since_best >= cfg.patience: break
     model.load_state_dict(best_state)
     return history
