@@ -98,19 +98,20 @@ def embed_2d(Z, extra=None, random_state:int=42, n_neighbors:int=15) -> tuple[np
         emb = umap.UMAP(n_neighbors=n_neighbors, random_state=random_state, n_jobs=1).fit_transform(allz)
     return emb[:len(Z)], (None if E is None else emb[len(Z):])
 
-def latent_traversals(Z, steps:int=10) -> np.ndarray:
-    "Codes (latent_dim, steps, latent_dim): from the median code, each dimension moved from its minimum to its maximum."
+def latent_traversals(Z, steps:int=10, dims=None) -> np.ndarray:
+    "Codes (len(dims), steps, latent_dim): from the median code, each of `dims` (default all) moved from its minimum to its maximum."
     Z = _np(Z)
+    dims = list(range(Z.shape[1])) if dims is None else list(dims)
     lo, hi, med = Z.min(0), Z.max(0), np.median(Z, 0)
-    T = np.repeat(np.repeat(med[None, None], Z.shape[1], 0), steps, 1)
-    for j in range(Z.shape[1]): T[j, :, j] = np.linspace(lo[j], hi[j], steps)
+    T = np.repeat(np.repeat(med[None, None], len(dims), 0), steps, 1)
+    for i, j in enumerate(dims): T[i, :, j] = np.linspace(lo[j], hi[j], steps)
     return T
 
 # %% ../nbs/05_plots.ipynb #c016
-def plot_latent(Z, y=None, color=None, traversals=None, title:str="Latent space", random_state:int=42,
-                max_traversals:int=16) -> go.Figure:
-    "Posterior means in 2-D (UMAP above 2 dims), coloured by moon or by `color`, with traversal paths if given."
-    T = None if traversals is None else _np(traversals)[:max_traversals]
+def plot_latent(Z, y=None, color=None, traversals=None, dims=None, title:str="Latent space", random_state:int=42) -> go.Figure:
+    "Posterior means in 2-D (UMAP above 2 dims), coloured by moon or by `color`, with traversal paths (of latent `dims`) if given."
+    T = None if traversals is None else _np(traversals)
+    dims = list(range(len(T))) if T is not None and dims is None else dims
     emb, temb = embed_2d(Z, None if T is None else T.reshape(-1, T.shape[-1]), random_state)
     fig = go.Figure()
     if color is not None:
@@ -119,20 +120,21 @@ def plot_latent(Z, y=None, color=None, traversals=None, title:str="Latent space"
     else: fig.add_traces(_scatter(emb, y))
     if T is not None:
         for j, path in enumerate(temb.reshape(T.shape[0], T.shape[1], 2)):
-            fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"z{j}", marker=dict(size=5)))
+            fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"z{dims[j]}", marker=dict(size=5)))
     d = _np(Z).shape[1]
     fig.update_layout(title=title + ("" if d <= 2 else f" (UMAP of {d}-D posterior means)"), height=460)
     return fig
 
 @torch.no_grad()
-def plot_traversals(model, X, y, Z, cond=None, steps:int=10, title:str="Latent traversals in data space", max_dims:int=16) -> go.Figure:
-    "Decoded traversals of each latent dimension (from the median code) over the data; `cond` fixes the condition."
-    T = latent_traversals(Z, steps)[:max_dims]
+def plot_traversals(model, X, y, Z, cond=None, dims=None, steps:int=10, title:str="Latent traversals in data space") -> go.Figure:
+    "Decoded traversals of latent `dims` (default all; from the median code) over the data; `cond` fixes the condition."
+    dims = list(range(_np(Z).shape[1])) if dims is None else list(dims)
+    T = latent_traversals(Z, steps, dims)
     codes = torch.as_tensor(T.reshape(-1, T.shape[-1]), dtype=torch.float32, device=model.device)
     c = None if cond is None or not model.cond_dim else torch.full((len(codes), 1), float(cond), device=model.device)
     P = _np(model.decode(codes, c)).reshape(T.shape[0], steps, -1)
     fig = go.Figure(_scatter(X, y, opacity=0.25))
-    for j, path in enumerate(P):
+    for j, path in zip(dims, P):
         fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name=f"z{j}", marker=dict(size=5)))
     fig.update_layout(title=title + ("" if cond is None else f" (condition {cond})"), height=460, yaxis_scaleanchor="x")
     return fig

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: executed notebooks have no widget front-end
 
 from .data import MoonsData, load_moons, batch_slices
 from .models import ModelConfig, build_model, VAE
