@@ -26,9 +26,9 @@ import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 
 # %% auto #0
-__all__ = ['OFFLINE_RENDERER', 'STATIC_SUBDIR', 'MATHJAX_BUNDLE', 'CHROMIUM', 'CHROMIUM_ARGS', 'OfflineDivRenderer',
-           'register_offline_plotly', 'prepare_static', 'BookBuildError', 'toc_pages', 'notebook_errors', 'build_book',
-           'PageReport', 'SiteCheckError', 'site_pages', 'check_site']
+__all__ = ['OFFLINE_RENDERER', 'STATIC_SUBDIR', 'MATHJAX_BUNDLE', 'PLOTLY_MIME', 'CHROMIUM', 'CHROMIUM_ARGS',
+           'OfflineDivRenderer', 'register_offline_plotly', 'prepare_static', 'BookBuildError', 'toc_pages',
+           'notebook_problems', 'build_book', 'PageReport', 'SiteCheckError', 'site_pages', 'check_site']
 
 # %% ../nbs/09_book.ipynb #c005
 class OfflineDivRenderer(MimetypeRenderer):
@@ -160,19 +160,30 @@ def toc_pages(book_dir:str|Path) -> list[str]:
             if (book_dir / cand).is_file(): found.append(Path(cand).as_posix()); break
     return found
 
-def notebook_errors(book_dir:str|Path) -> dict[str, list[str]]:
-    "Error outputs (`ename: evalue`) saved in the notebooks of the table of contents, outside `raises-exception` cells."
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+def notebook_problems(book_dir:str|Path) -> dict[str, list[str]]:
+    "What the HTML book would hide in the notebooks of the table of contents: errors, and outputs it cannot show."
     import nbformat
-    book_dir, errs = Path(book_dir), {}
+    from myst_nb.core.render import get_mime_priority
+    shown = set(get_mime_priority("html", []))
+    book_dir, problems = Path(book_dir), {}
     for page in toc_pages(book_dir):
         if not page.endswith(".ipynb"): continue
         nb = nbformat.read(book_dir / page, as_version=4)
         for i, cell in enumerate(nb.cells):
-            if "raises-exception" in cell.get("metadata", {}).get("tags", []): continue
+            allowed_error = "raises-exception" in cell.get("metadata", {}).get("tags", [])
             for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
-                    errs.setdefault(page, []).append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
-    return errs
+                kind, mimes = out.get("output_type"), set(out.get("data", {}))
+                msg = None
+                if kind == "error" and not allowed_error:
+                    msg = f"error output {out.get('ename')}: {out.get('evalue')}"
+                elif PLOTLY_MIME in mimes and "text/html" not in mimes:
+                    msg = "a plotly figure without its HTML div: call moons_vae.book.register_offline_plotly() before plotting"
+                elif kind in ("display_data", "execute_result") and mimes and not mimes & shown:
+                    msg = f"an output the HTML book cannot show (types {sorted(mimes)})"
+                if msg: problems.setdefault(page, []).append(f"cell {i}: {msg}")
+    return problems
 
 def _jupyter_book_exe() -> list[str]:
     exe = Path(sys.executable).parent / "jupyter-book"
@@ -191,7 +202,7 @@ def build_book(book_dir:str|Path="_book", # folder with _config.yml and _toc.yml
         if not (book_dir / f).is_file():
             raise FileNotFoundError(f"book_dir={str(book_dir)!r} has no {f}; a jupyter-book folder needs _config.yml and _toc.yml")
     prepare_static(book_dir)
-    nb_errors = notebook_errors(book_dir) if strict else {}
+    nb_problems = notebook_problems(book_dir) if strict else {}
     cmd = _jupyter_book_exe() + ["build", str(book_dir), "--builder", "html", "--all"]
     if strict: cmd += ["-W", "-n", "--keep-going"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
@@ -201,9 +212,9 @@ def build_book(book_dir:str|Path="_book", # folder with _config.yml and _toc.yml
     out.mkdir(exist_ok=True)
     (out / "build.log").write_text(f"$ {' '.join(cmd)}\n{log}")
     pages, lines = _problems(log, book_dir)
-    for page, errs in nb_errors.items():
+    for page, probs in nb_problems.items():
         if page not in pages: pages.append(page)
-        lines += [f"{page}: error output saved in the notebook, {e}" for e in errs]
+        lines += [f"{page}: {p}" for p in probs]
     index = book_dir / "_build" / "html" / "index.html"
     if proc.returncode != 0 or (strict and lines) or not index.is_file():
         names = ", ".join(pages) if pages else "(no page named in the log)"
@@ -276,6 +287,13 @@ _JS_STATE = """() => {
           has_mathjax: typeof window.MathJax === 'object' && !!window.MathJax.startup};
 }"""
 
+def _settle(pg, inflight:set, timeout_ms:int, quiet_ms:int=300):
+    "Wait until no request has been in flight for `quiet_ms` (Playwright's 'networkidle' never fires with Debian's Chromium)."
+    quiet, waited = 0, 0
+    while quiet < quiet_ms and waited < timeout_ms:
+        pg.wait_for_timeout(50); waited += 50
+        quiet = quiet + 50 if not inflight else 0
+
 def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -> PageReport:
     rep = PageReport(page)
     text = (Path(html_dir) / page).read_text(errors="replace")
@@ -287,15 +305,25 @@ def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -
         return rep
     host = urlparse(base_url).netloc
     ctx = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    # requests to other hosts are recorded (below) and aborted at once: the check never waits on, or leaks to, the network
+    ctx.route(lambda u: urlparse(u).scheme in ("http", "https", "ws", "wss") and not u.startswith(base_url),
+              lambda route: route.abort("blockedbyclient"))
     try:
         pg = ctx.new_page()
-        urls = []
-        pg.on("request", lambda r: urls.append(r.url))
-        pg.on("requestfailed", lambda r: rep.failed_requests.append(f"{r.url} ({r.failure})"))
+        urls, inflight = [], set()
+        def on_request(r): urls.append(r.url); inflight.add(id(r))
+        def on_done(r): inflight.discard(id(r))
+        def on_failed(r):
+            inflight.discard(id(r))
+            if r.url.startswith(base_url): rep.failed_requests.append(f"{r.url} ({r.failure})")
+        pg.on("request", on_request)
+        pg.on("requestfinished", on_done)
+        pg.on("requestfailed", on_failed)
         pg.on("response", lambda r: r.status >= 400 and rep.failed_requests.append(f"{r.url} (HTTP {r.status})"))
         pg.on("console", lambda msg: msg.type == "error" and rep.console_errors.append(msg.text))
         pg.on("pageerror", lambda exc: rep.console_errors.append(f"uncaught: {exc}"))
-        pg.goto(base_url + page, wait_until="load", timeout=timeout_ms)
+        try: pg.goto(base_url + page, wait_until="load", timeout=timeout_ms)
+        except Exception as e: rep.problems.append(f"page did not load: {str(e).splitlines()[0]}")
         state = pg.evaluate(_JS_STATE)
         if state["has_mathjax"]:
             try: pg.evaluate("() => MathJax.startup.promise.then(() => true)")
@@ -305,8 +333,7 @@ def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -
                 pg.wait_for_function("() => [...document.querySelectorAll('.plotly-graph-div')]"
                                      ".every(d => d.querySelector('svg.main-svg'))", timeout=timeout_ms)
             except Exception: pass   # counted below
-        try: pg.wait_for_load_state("networkidle", timeout=timeout_ms)
-        except Exception: pass
+        _settle(pg, inflight, timeout_ms)
         state = pg.evaluate(_JS_STATE)
         for k in ("plotly_divs", "plotly_drawn", "math_elements", "mjx_containers", "mjx_errors"):
             setattr(rep, k, state[k])

@@ -17,13 +17,14 @@ from .models import VAE, ModelOutput
 from .loss import gaussian_kl, model_loss
 
 # %% auto #0
-__all__ = ['DECODER_VAR', 'MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'log_normal', 'mmd2', 'iwae_bound', 'sample_like',
-           'evaluate']
+__all__ = ['DECODER_VAR', 'MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'log_normal', 'mmd2', 'iwae_bound',
+           'condition_only_mse', 'sample_like', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #c005
 DECODER_VAR = 0.5                      # sigma_x^2 for which the squared error is -log p(x|z) up to a constant
 MMD_BANDWIDTHS = (0.05, 0.1, 0.2, 0.5, 1.0)
 ACTIVE_UNIT_THRESHOLD = 0.01
+COLLAPSE_LATENT_SHARE = 0.5            # collapse: the code explains less than this share of what the condition leaves
 
 def log_normal(x:Tensor, mean:Tensor, logvar:Tensor) -> Tensor:
     "log N(x; mean, e^logvar), summed over the last dimension."
@@ -61,6 +62,15 @@ def iwae_bound(model:VAE, x:Tensor, cond:Tensor|None, K:int=256, generator:torch
     return torch.cat(elbos), torch.cat(iwaes)
 
 # %% ../nbs/04_evaluate.ipynb #c010
+def condition_only_mse(data:MoonsData, by_label:bool, split:str="test") -> float:
+    "MSE (mean over coordinates) on `split` of the best guess that knows only the decoder's condition: the train mean, per moon if `by_label`."
+    Xtr, ytr, _ = data.part("train")
+    X, y, _ = data.part(split)
+    if not by_label: return float(((X - Xtr.mean(0)) ** 2).mean())
+    means = np.stack([Xtr[ytr == c].mean(0) for c in (0, 1)])
+    return float(((means[y] - X) ** 2).mean())
+
+# %% ../nbs/04_evaluate.ipynb #c013
 def _cond(model, batch): return batch[model.cond_key] if model.cond_key else None
 
 @torch.no_grad()
@@ -69,7 +79,7 @@ def sample_like(model:VAE, batch:dict, generator:torch.Generator) -> Tensor:
     if model.cond_key is None: return model.sample(len(batch["x"]), generator=generator)
     return model.sample(len(batch["x"]), cond=batch[model.cond_key], generator=generator)
 
-# %% ../nbs/04_evaluate.ipynb #c011
+# %% ../nbs/04_evaluate.ipynb #c014
 @torch.no_grad()
 def evaluate(model:VAE, # a trained model
              data:MoonsData, # the data set; metrics use the `split` part
@@ -97,9 +107,13 @@ def evaluate(model:VAE, # a trained model
     elbo, iwae = iwae_bound(model, x, cond, K=K, generator=gen(2))
     var_mu = det.mu.var(0)
     active = int((var_mu > ACTIVE_UNIT_THRESHOLD).sum())
+    sampled_noise_var = lv_s.exp().mean(0)
+    informative = int((var_mu > ACTIVE_UNIT_THRESHOLD * sampled_noise_var).sum())
     loss = model_loss(smp, batch, beta)
     mse = lambda o: float((o.recon - x).pow(2).mean())
     x_var = float(x.var(0).sum())
+    cond_mse = condition_only_mse(data, bool(model.cond_dim), split)
+    latent_share = 1 - mse(det) / cond_mse
     # sample quality, with the floor of two real samples
     gen_x = sample_like(model, batch, gen(3))
     Xtr = data.part("train")[0]
@@ -113,10 +127,12 @@ def evaluate(model:VAE, # a trained model
         kl=float(kl_dims.sum()), kl_per_dim=kl_dims.tolist(),
         kl_sampled=float(kl_s_dims.sum()), kl_sampled_per_dim=kl_s_dims.tolist(),
         elbo=float(elbo.mean()), iwae=float(iwae.mean()),
-        active_units=active, latent_dim=model.config.latent_dim, posterior_mean_var=var_mu.tolist(),
+        active_units=active, informative_units=informative, latent_dim=model.config.latent_dim, posterior_mean_var=var_mu.tolist(),
         mmd2_samples=mmd2(gen_x.cpu(), x.cpu()), mmd2_floor=mmd2(Xtr[floor_idx], x.cpu()),
-        collapsed=active == 0,
-        collapse_rule=f"no latent unit with Var_x(mu_j) > {ACTIVE_UNIT_THRESHOLD} on the {split} split",
+        condition_only_mse=cond_mse, latent_share=latent_share, collapsed=latent_share < COLLAPSE_LATENT_SHARE,
+        collapse_rule=(f"collapsed when the code explains less than {COLLAPSE_LATENT_SHARE:.0%} of the {split} error left by "
+                       "the best condition-only reconstruction: 1 - recon_mse_mean / condition_only_mse < "
+                       f"{COLLAPSE_LATENT_SHARE}"),
     )
     if model.cond_key == "y": m.update(_label_metrics(model, data, batch, gen(4)))
     if model.cond_key == "t": m.update(_position_metrics(model, batch, det, gen(5)))

@@ -68,7 +68,7 @@ def provenance(cfg:RunConfig, started:float, finished:float|None=None) -> dict:
 
 # %% ../nbs/06_experiment.ipynb #c011
 SUMMARY_METRICS = ("recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo", "iwae", "active_units",
-                   "mmd2_samples", "mmd2_floor", "collapsed", "cond_accuracy", "classifier_test_accuracy",
+                   "informative_units", "latent_share", "mmd2_samples", "mmd2_floor", "collapsed", "cond_accuracy", "classifier_test_accuracy",
                    "position_r2", "position_gen_mae")
 
 def metrics_table(metrics:dict):

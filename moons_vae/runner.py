@@ -86,13 +86,14 @@ class ExperimentFailed(RuntimeError):
 
 _KERNEL = None
 
-def _kernel():
-    "This process's warm kernel (started on first use)."
+def _kernel(log_dir:Path):
+    "This process's warm kernel (started on first use); its own stderr goes to a log file in `log_dir`."
     global _KERNEL
     from jupyter_client.manager import KernelManager
     if _KERNEL is None or not _KERNEL.is_alive():
         _KERNEL = KernelManager(kernel_name="python3")
-        _KERNEL.start_kernel(cwd=os.getcwd(), env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+        log = open(Path(log_dir) / f".kernel-{os.getpid()}.log", "ab")
+        _KERNEL.start_kernel(cwd=os.getcwd(), env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}, stderr=log)
     return _KERNEL
 
 def _reset_kernel(km):
@@ -130,7 +131,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
     nb_out = work / "run.ipynb"
     params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute())}
     try:
-        km = _kernel() if reuse_kernel else None
+        km = _kernel(runs_dir) if reuse_kernel else None
         if km is not None: _reset_kernel(km)
         try:
             pm.execute_notebook(str(exp.notebook), str(nb_out), parameters=params, progress_bar=False, km=km,
@@ -195,7 +196,7 @@ def run_experiments(params_paths:list, # params files
 
 def summary_table(results:list[dict], runs_dir:str|Path="_book/runs") -> str:
     "A plain-text table of the results with the key metrics of each run."
-    cols = ("name", "status", "seconds", "epochs", "recon_mse_mean", "kl", "iwae", "active_units", "collapsed")
+    cols = ("name", "status", "seconds", "epochs", "recon_mse_mean", "kl", "iwae", "informative_units", "latent_share", "collapsed")
     rows = []
     for r in results:
         row = {"name": r["name"], "status": r["status"], "seconds": r.get("seconds", "")}

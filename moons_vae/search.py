@@ -24,6 +24,7 @@ import optuna
 import torch
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
+import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -35,8 +36,8 @@ except ImportError: fcntl = None  # not on Windows: SQLite workers then share no
 
 # %% auto #0
 __all__ = ['REFERENCE_SPACE', 'MODEL_KINDS', 'DEFINITION_ATTR', 'OBJECTIVE', 'main', 'check_space', 'SearchStorageError',
-           'mask_url', 'storage_url', 'BudgetReached', 'CappedRDBStorage', 'open_storage', 'TrialSeededTPE', 'val_mse',
-           'make_objective', 'run_search', 'search_parser', 'search_worker', 'summary', 'trials_frame',
+           'mask_url', 'storage_url', 'BudgetReached', 'db_lock', 'CappedRDBStorage', 'open_storage', 'TrialSeededTPE',
+           'val_mse', 'make_objective', 'run_search', 'search_parser', 'search_worker', 'summary', 'trials_frame',
            'param_importances', 'plot_importances', 'plot_history', 'plot_parallel', 'plot_slices']
 
 # %% ../nbs/08_search.ipynb #c005
@@ -151,6 +152,22 @@ class BudgetReached(RuntimeError):
 
 _LOCK_KEY = 0x6d6f6f6e  # 'moon': first key of the advisory lock, the study id is the second
 
+@contextlib.contextmanager
+def db_lock(engine, key:int):
+    "An exclusive lock shared by every process that uses the database behind `engine`; yields whether one was taken."
+    dialect, db = engine.dialect.name, engine.url.database
+    if dialect == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": _LOCK_KEY, "b": key})
+            try: yield True
+            finally: conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": _LOCK_KEY, "b": key})
+    elif dialect == "sqlite" and fcntl is not None and db and db != ":memory:" and not db.startswith("file:"):
+        with open(f"{db}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try: yield True
+            finally: fcntl.flock(fh, fcntl.LOCK_UN)
+    else: yield False
+
 class CappedRDBStorage(RDBStorage):
     "An `RDBStorage` that creates a trial only while its study has fewer than `caps[study_id]` trials."
     def __init__(self, url:str, **kwargs):
@@ -159,24 +176,12 @@ class CappedRDBStorage(RDBStorage):
 
     @contextlib.contextmanager
     def trial_lock(self, study_id:int):
-        "Hold the lock that serialises counting and creating trials across all workers of the study."
-        with self._thread_lock:
-            dialect, db = self.engine.dialect.name, self.engine.url.database
-            if dialect == "postgresql":
-                with self.engine.connect() as conn:
-                    conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": _LOCK_KEY, "b": study_id})
-                    try: yield
-                    finally: conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": _LOCK_KEY, "b": study_id})
-            elif dialect == "sqlite" and fcntl is not None and db not in (None, "", ":memory:") and not db.startswith("file::memory"):
-                with open(f"{db}.trial-lock", "a") as fh:
-                    fcntl.flock(fh, fcntl.LOCK_EX)
-                    try: yield
-                    finally: fcntl.flock(fh, fcntl.LOCK_UN)
-            else:
-                if not self._warned and not (dialect == "sqlite" and db in (None, "", ":memory:")):
-                    warnings.warn(f"no cross-process trial lock for {dialect!r}: concurrent workers may exceed n_trials by a few")
-                    self._warned = True
-                yield
+        "Hold the lock that serialises counting and creating trials of the study across all workers."
+        with self._thread_lock, db_lock(self.engine, study_id) as shared:
+            if not shared and not self._warned and self.engine.url.database not in (None, "", ":memory:"):
+                warnings.warn(f"no cross-process trial lock for {self.engine.dialect.name!r}: concurrent workers may exceed n_trials by a few")
+                self._warned = True
+            yield
 
     def _create_new_trial(self, study_id, template_trial=None):
         cap = self.caps.get(study_id)
@@ -200,10 +205,14 @@ def open_storage(url:str, # a SQLAlchemy URL (see `storage_url`)
     except Exception as e: raise ValueError(f"storage={mask_url(url)!r} is not a valid SQLAlchemy URL ({e})") from None
     connect_args = {"sqlite": {"timeout": 60}, "postgresql": {"connect_timeout": 10}}.get(backend, {})
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return CappedRDBStorage(url, engine_kwargs={"connect_args": connect_args} if connect_args else None,
-                                    heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        # Workers that start together on a new database would race to create Optuna's tables: create them under the lock.
+        probe = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with db_lock(probe, 0), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return CappedRDBStorage(url, engine_kwargs={"connect_args": connect_args} if connect_args else None,
+                                        heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        finally: probe.dispose()
     except Exception as e:
         reason = " ".join(str(getattr(e, "orig", None) or e).split())
         pw = getattr(make_url(url), "password", None)

@@ -1,0 +1,110 @@
+"""The experiment notebook under papermill and the runner, end to end on the smoke config."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, tool
+
+SMOKE = ROOT / "params" / "smoke.yaml"
+
+
+def papermill(tmp_path, *args):
+    out = tmp_path / "out.ipynb"
+    return subprocess.run([tool("papermill"), "nbs/train.ipynb", str(out), *args, "-p", "data_dir", str(tmp_path / "data")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_papermill_smoke_with_int_beta(tmp_path):
+    run = tmp_path / "run"
+    r = papermill(tmp_path, "-f", str(SMOKE), "-p", "beta", "4", "-p", "out_dir", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["beta"] == 4.0 and cfg["n_samples"] == 200          # -p beta 4 (an int) reached the run as 4.0
+    assert {"model.pt", "config.json", "history.json", "metrics.json", "provenance.json"} <= {p.name for p in run.iterdir()}
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["torch_version"].startswith("2.13") and prov["seed"] == 42 and prov["wall_time_s"] > 0
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    assert "parameters" in nb["cells"][0]["metadata"]["tags"]
+    assert "injected-parameters" in nb["cells"][1]["metadata"]["tags"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "betta", "4"], "unknown parameter(s) ['betta']"),
+    (["-p", "latent_dim", "2.5"], "latent_dim=2.5 has type float, expected int"),
+    (["-p", "beta", "-1"], "beta=-1 is out of range"),
+    (["-p", "eps_w", "0"], "eps_w=0 is out of range"),
+])
+def test_papermill_rejects_bad_parameters(tmp_path, args, message):
+    run = tmp_path / "run"
+    r = papermill(tmp_path, "-f", str(SMOKE), *args, "-p", "out_dir", str(run))
+    assert r.returncode != 0
+    assert message in r.stderr + r.stdout
+    assert not run.exists()                                         # no run folder written
+
+
+def moons_vae(cwd, *args):
+    return subprocess.run([tool("moons-vae"), "run", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def strip_timing(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_runner_cache_force_failure_and_determinism(tmp_path):
+    params, runs, data = tmp_path / "params", tmp_path / "runs", tmp_path / "data"
+    params.mkdir()
+    shutil.copy(SMOKE, params / "smoke.yaml")
+    other = yaml.safe_load(SMOKE.read_text()) | {"model": "cvae"}
+    (params / "smoke_cvae.yaml").write_text(yaml.safe_dump(other))
+    common = ["--runs-dir", str(runs), "--data-dir", str(data), "--quiet"]
+    files = [str(params / "smoke.yaml"), str(params / "smoke_cvae.yaml")]
+
+    # first run: both execute (two workers), each run folder is complete and carries its hash
+    r = moons_vae(ROOT, *files, *common, "--workers", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("smoke", "smoke_cvae"):
+        assert {"run.ipynb", "model.pt", "metrics.json", "cache.json"} <= {p.name for p in (runs / name).iterdir()}
+    assert r.stdout.count(" ran ") == 2
+    first_metrics = json.loads((runs / "smoke" / "metrics.json").read_text())
+    first_history = json.loads((runs / "smoke" / "history.json").read_text())
+
+    # nothing changed: a cache hit for both
+    r = moons_vae(ROOT, *files, *common)
+    assert r.returncode == 0 and r.stdout.count(" cached ") == 2, r.stdout
+
+    # one params file changed: only that one reruns
+    (params / "smoke_cvae.yaml").write_text(yaml.safe_dump(other | {"beta": 2.0}))
+    r = moons_vae(ROOT, *files, *common, "--workers", "1")
+    assert r.returncode == 0
+    lines = {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()[2:] if l.strip()}
+    assert lines == {"smoke": "cached", "smoke_cvae": "ran"}, r.stdout
+
+    # --force reruns; the same config gives identical metrics and history apart from timings
+    r = moons_vae(ROOT, str(params / "smoke.yaml"), *common, "--force")
+    assert r.returncode == 0 and " ran " in r.stdout
+    assert json.loads((runs / "smoke" / "metrics.json").read_text()) == first_metrics
+    assert strip_timing(json.loads((runs / "smoke" / "history.json").read_text())) == strip_timing(first_history)
+
+    # a failing experiment: earlier outputs stay, the others finish, the exit code is non-zero
+    good = {p.name: p.read_bytes() for p in (runs / "smoke").iterdir()}
+    (params / "smoke.yaml").write_text(SMOKE.read_text() + "\ndevice: mps\n")   # valid value, absent device
+    (params / "smoke_cvae.yaml").write_text(yaml.safe_dump(other | {"beta": 3.0}))
+    r = moons_vae(ROOT, *files, *common, "--workers", "1")
+    assert r.returncode == 1
+    assert "experiment 'smoke'" in r.stdout and "failed in cell" in r.stdout and "device='mps'" in r.stdout, r.stdout
+    assert {p.name: p.read_bytes() for p in (runs / "smoke").iterdir()} == good
+    assert json.loads((runs / "smoke_cvae" / "config.json").read_text())["beta"] == 3.0
+    assert not [p for p in runs.iterdir() if ".tmp-" in p.name]
+
+
+def test_runner_rejects_bad_params_file_before_running(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: vae\nlatent: 3\n")
+    r = moons_vae(ROOT, str(SMOKE), str(bad), "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert r.returncode == 2
+    assert "bad.yaml" in r.stderr and "unknown parameter(s) ['latent']" in r.stderr
+    assert not (tmp_path / "runs").exists()                          # nothing ran, not even the good file
