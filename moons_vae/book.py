@@ -328,7 +328,7 @@ def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -
         if state["has_mathjax"]:
             try: pg.evaluate("() => MathJax.startup.promise.then(() => true)")
             except Exception as e: rep.problems.append(f"MathJax did not finish: {e}")
-        if state["plotly_divs"]:
+        if state["plotly_divs"] and pg.evaluate("() => typeof window.Plotly === 'object'"):   # else they cannot draw
             try:
                 pg.wait_for_function("() => [...document.querySelectorAll('.plotly-graph-div')]"
                                      ".every(d => d.querySelector('svg.main-svg'))", timeout=timeout_ms)

@@ -10,10 +10,10 @@ import os
 import sys
 from pathlib import Path
 
-from .runner import run_experiments, summary_table
+from .runner import run_experiments, summary_table, Page
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['library_pages', 'chapter_pages', 'main']
 
 # %% ../nbs/11_cli.ipynb #c005
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--workers", type=int, default=None, help="worker processes (default: the number of cores)")
         q.add_argument("--force", action="store_true", help="rerun experiments even when their outputs are cached")
         q.add_argument("--quiet", action="store_true", help="no progress bar")
+        q.add_argument("--profile", default=None, help="params/profiles/<name>.yaml overrides for every experiment, e.g. 'quick' (default: none, full fidelity)")
     r = sub.add_parser("run", help="execute experiment notebooks, one per params file", description="Execute the experiment notebook once per params file (cached by content hash).")
     r.add_argument("params", nargs="*", help="params files (default: params/*.yaml)")
     add_run_args(r)
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--book-dir", default="_book", help="book source folder (default: %(default)s)")
     m = sub.add_parser("report", help="run every experiment, then build the book", description="The main job: run all params files (cached), then build the book.")
     add_run_args(m)
-    m.add_argument("--book-dir", default="_book", help="book source folder (default: %(default)s)")
+    m.add_argument("--book-dir", default="_book", help="book source folder; runs go to <book-dir>/runs (default: %(default)s)")
     return p
 
 def _default_params() -> list[Path]:
@@ -40,9 +41,18 @@ def _default_params() -> list[Path]:
     if not files: raise SystemExit("moons-vae: no params files given and none found in params/ (run from the repository root)")
     return files
 
-def _run(a) -> int:
+def library_pages(book_dir:str|Path) -> list[Page]:
+    "The library notebooks, executed into the book's Implementation part."
+    return [Page(f"library/{nb.stem}", nb, Path(book_dir) / "library" / nb.name) for nb in sorted(Path("nbs").glob("[0-9][0-9]_*.ipynb"))]
+
+def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
+    "The report chapters (nbs/report/*.ipynb), which read every run folder."
+    inputs = sorted(Path(runs_dir).glob("*/cache.json"))
+    return [Page(f"report/{nb.stem}", nb, Path(book_dir) / "report" / nb.name, inputs) for nb in sorted(Path("nbs/report").glob("*.ipynb"))]
+
+def _run(a, pages=None) -> int:
     params = [Path(p) for p in a.params] if getattr(a, "params", None) else _default_params()
-    try: results = run_experiments(params, a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet)
+    try: results = run_experiments(params, a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=pages, profile=a.profile)
     except (ValueError, FileNotFoundError) as e:
         print(f"moons-vae: {e}", file=sys.stderr); return 2
     print(summary_table(results, a.runs_dir))
@@ -64,7 +74,14 @@ def main(argv=None) -> int:
     if a.command == "run": return _run(a)
     if a.command == "book": return _book(a)
     if a.command == "report":
-        a.params = None
-        code = _run(a)
-        return code or _book(a)
+        a.params, a.runs_dir = None, str(Path(a.book_dir) / "runs")
+        code = _run(a, pages=library_pages(a.book_dir))         # experiments and library notebooks, side by side
+        if code: return code
+        chapters = chapter_pages(a.book_dir, a.runs_dir)       # chapters read the runs, so they come after
+        try: results = run_experiments([], a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=chapters)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"moons-vae: {e}", file=sys.stderr); return 2
+        print(summary_table(results, a.runs_dir))
+        if any(r["status"] == "failed" for r in results): return 1
+        return _book(a)
     return 2

@@ -27,6 +27,7 @@ NOTEBOOK_OPTIONS = {  # name: (type, default, allowed, check)
     "out_dir": (str, "runs/default", "a folder path", lambda v: bool(v.strip())),
     "data_dir": (str, "data", "a folder path", lambda v: bool(v.strip())),
     "eval_K": (int, 256, ">= 1", lambda v: v >= 1),
+    "content_hash": (str, "", "any string (set by the runner)", lambda v: True),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 

@@ -27,13 +27,14 @@ from .experiment import validate_params
 from .train import write_json_atomic, replace_dir
 
 # %% auto #0
-__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'read_params_file', 'content_hash', 'cached',
-           'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'run_experiments', 'summary_table']
+__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
+           'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash', 'page_cached',
+           'execute_page', 'run_experiments', 'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
 VALIDATORS = {"train.ipynb": validate_params}   # notebook file name -> callable(params) raising on bad input
-RUNNER_OWNED = ("out_dir", "data_dir")          # set by the runner, not by params files
+RUNNER_OWNED = ("out_dir", "data_dir", "content_hash")  # set by the runner, not by params files
 
 @dataclass
 class Experiment:
@@ -44,14 +45,31 @@ class Experiment:
     params: dict
     content_hash: str = ""
 
-def read_params_file(path:str|Path, root:str|Path=".") -> Experiment:
-    "Load and validate one params file; errors name the file."
+def _read_yaml_mapping(path:Path, what:str) -> dict:
+    if not path.is_file(): raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try: d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e: raise ValueError(f"{what} {path}: not valid YAML ({e})") from None
+    if not isinstance(d, dict): raise ValueError(f"{what} {path}: expected a mapping, got {type(d).__name__}")
+    return d
+
+def load_profile(name:str|None, root:str|Path=".") -> dict:
+    "Overrides per notebook file name from `params/profiles/<name>.yaml` ({} for no profile or 'full')."
+    if name in (None, "full"): return {}
+    path = Path(root) / "params" / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (Path(root) / "params" / "profiles").glob("*.yaml")) + ["full"]
+        raise ValueError(f"profile {name!r} does not exist; known profiles: {known}")
+    prof = _read_yaml_mapping(path, "profile")
+    bad = [k for k, v in prof.items() if not isinstance(v, dict)]
+    if bad: raise ValueError(f"profile {path}: expected a mapping of notebook file names to overrides, got {bad}")
+    return prof
+
+def read_params_file(path:str|Path, root:str|Path=".", profile:dict|None=None) -> Experiment:
+    "Load and validate one params file (with a profile's overrides for its notebook); errors name the file."
     path, root = Path(path), Path(root)
-    if not path.is_file(): raise FileNotFoundError(f"params file {str(path)!r} does not exist")
-    try: params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e: raise ValueError(f"params file {path}: not valid YAML ({e})") from None
-    if not isinstance(params, dict): raise ValueError(f"params file {path}: expected a mapping of parameter names to values, got {type(params).__name__}")
+    params = _read_yaml_mapping(path, "params file")
     notebook = root / params.pop("notebook", DEFAULT_NOTEBOOK)
+    params.update((profile or {}).get(notebook.name, {}))
     if not notebook.is_file(): raise FileNotFoundError(f"params file {path}: notebook {str(notebook)!r} does not exist")
     owned = [k for k in RUNNER_OWNED if k in params]
     if owned: raise ValueError(f"params file {path}: {owned} are set by the runner; remove them")
@@ -110,8 +128,14 @@ def shutdown_kernel():
         except Exception: pass
         _KERNEL = None
 
-def _renumber(nb_path:Path):
+def _renumber(nb_path:Path, title:str|None=None):
+    "Number the executed cells from 1 and, if `title` is given, make it the notebook's first heading."
     nb = json.loads(nb_path.read_text())
+    if title:
+        for c in nb["cells"]:
+            src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            if c["cell_type"] == "markdown" and src.startswith("# "):
+                c["source"] = re.sub(r"^# [^\n]*", lambda m: f"# {title}", src, count=1); break
     n = 0
     for c in nb["cells"]:
         if c["cell_type"] != "code": continue
@@ -129,7 +153,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
     work = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f".{exp.name}.tmp-"))
     out = work / exp.name
     nb_out = work / "run.ipynb"
-    params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute())}
+    params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute()), "content_hash": exp.content_hash}
     try:
         km = _kernel(runs_dir) if reuse_kernel else None
         if km is not None: _reset_kernel(km)
@@ -144,7 +168,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
                                    f"(execution count {e.exec_count}): {e.ename}: {e.evalue}; "
                                    f"executed notebook kept at {failed / (exp.name + '.ipynb')}") from None
         if not out.is_dir(): raise ExperimentFailed(f"experiment {exp.name!r}: the notebook finished without writing its run folder {out}")
-        _renumber(nb_out)
+        _renumber(nb_out, title=f"Run: {exp.name}")
         os.replace(nb_out, out / "run.ipynb")
         seconds = round(time.time() - t0, 2)
         write_json_atomic(out / "cache.json", {"content_hash": exp.content_hash, "params_file": str(exp.params_path),
@@ -154,8 +178,60 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+@dataclass
+class Page:
+    "A notebook without parameters executed into the book: a library notebook or a report chapter."
+    name: str
+    notebook: Path
+    dest: Path                                  # where the executed notebook goes
+    inputs: list = field(default_factory=list)  # files whose contents the page reads (e.g. runs' cache.json)
+    content_hash: str = ""
+
+def _page_params(notebook, runs_dir) -> dict:
+    "Report chapters take `runs_dir` as a parameter; library notebooks take none."
+    nb = json.loads(Path(notebook).read_text())
+    tagged = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+    return {"runs_dir": str(Path(runs_dir).absolute())} if tagged else {}
+
+def _sidecar(page:Page) -> Path: return Path(page.dest).parent / ".cache" / f"{Path(page.dest).stem}.json"
+
+def page_hash(page:Page, root:str|Path=".") -> str:
+    "SHA-256 of the page's notebook, its inputs, the package source and the lock file."
+    h = hashlib.sha256(content_hash(Experiment(page.name, Path(""), page.notebook, {}), root).encode())
+    for f in sorted(map(Path, page.inputs)):
+        h.update(str(f).encode()); h.update(f.read_bytes() if f.is_file() else b"<missing>")
+    return h.hexdigest()
+
+def page_cached(page:Page) -> bool:
+    try: return Path(page.dest).is_file() and json.loads(_sidecar(page).read_text())["content_hash"] == page.content_hash
+    except (OSError, ValueError, KeyError): return False
+
+def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
+    "Execute one page into `page.dest` (atomically); returns a result row, raises `ExperimentFailed`."
+    import papermill as pm
+    t0, dest = time.time(), Path(page.dest).absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"); os.close(fd)
+    tmp = Path(tmp)
+    try:
+        km = _kernel(Path(runs_dir).absolute()) if reuse_kernel else None
+        if km is not None: _reset_kernel(km)
+        try:
+            pm.execute_notebook(str(page.notebook), str(tmp), parameters=_page_params(page.notebook, runs_dir),
+                                progress_bar=False, km=km, kernel_name="python3", cwd=None if km else os.getcwd())
+        except pm.PapermillExecutionError as e:
+            if km is not None: shutdown_kernel()
+            raise ExperimentFailed(f"page {page.name!r} ({page.notebook}) failed in cell {e.cell_index} "
+                                   f"(execution count {e.exec_count}): {e.ename}: {e.evalue}") from None
+        _renumber(tmp)
+        os.replace(tmp, dest)
+        seconds = round(time.time() - t0, 2)
+        write_json_atomic(_sidecar(page), {"content_hash": page.content_hash, "notebook": str(page.notebook), "runner_seconds": seconds})
+        return {"name": page.name, "status": "ran", "seconds": seconds}
+    finally: tmp.unlink(missing_ok=True)
+
 def _worker_task(exp, runs_dir, data_dir):
-    try: return execute_experiment(exp, runs_dir, data_dir)
+    try: return (execute_page if isinstance(exp, Page) else execute_experiment)(exp, runs_dir, data_dir)
     except ExperimentFailed as e: return {"name": exp.name, "status": "failed", "error": str(e)}
     except Exception as e: return {"name": exp.name, "status": "failed", "error": f"experiment {exp.name!r}: {type(e).__name__}: {e}"}
 
@@ -167,16 +243,21 @@ def run_experiments(params_paths:list, # params files
                     force:bool=False, # rerun even when cached
                     root:str|Path=".", # repository root (for the notebooks and the lock file)
                     progress:bool=True,
+                    pages:list|None=None, # `Page`s to execute alongside (cached by `page_hash`)
+                    profile:str|None=None, # name of a profile in params/profiles/ (None or 'full': none)
                    ) -> list[dict]:
-    "Run every experiment not cached; returns one result row per experiment (status ran, cached or failed)."
+    "Run every experiment and page not cached; returns one result row per job (status ran, cached or failed)."
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers={workers!r} must be an int >= 1")
-    exps = [read_params_file(p, root) for p in params_paths]   # every file is validated before anything runs
-    names = [e.name for e in exps]
+    prof = load_profile(profile, root)
+    exps = [read_params_file(p, root, prof) for p in params_paths]   # every file is validated before anything runs
+    names = [e.name for e in exps] + [p.name for p in pages or []]
     dup = sorted({n for n in names if names.count(n) > 1})
-    if dup: raise ValueError(f"several params files name the same experiment: {dup}")
+    if dup: raise ValueError(f"several params files or pages have the same name: {dup}")
     for e in exps: e.content_hash = content_hash(e, root)
-    todo = [e for e in exps if force or not cached(e, runs_dir)]
+    for p in pages or []: p.content_hash = page_hash(p, root)
+    todo = [e for e in exps if force or not cached(e, runs_dir)] + [p for p in pages or [] if force or not page_cached(p)]
+    exps = exps + list(pages or [])
     results = {e.name: {"name": e.name, "status": "cached", "seconds": 0.0} for e in exps if e not in todo}
     workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
     bar = tqdm(total=len(todo), desc="experiments", unit="exp", disable=not progress or not todo)
@@ -201,7 +282,7 @@ def summary_table(results:list[dict], runs_dir:str|Path="_book/runs") -> str:
     for r in results:
         row = {"name": r["name"], "status": r["status"], "seconds": r.get("seconds", "")}
         d = Path(runs_dir) / r["name"]
-        if r["status"] != "failed" and (d / "metrics.json").is_file():
+        if r["status"] != "failed" and d.is_dir() and (d / "metrics.json").is_file():
             m = json.loads((d / "metrics.json").read_text())
             row.update({k: m.get(k, "") for k in cols[4:]})
             row["epochs"] = len(json.loads((d / "history.json").read_text())) if (d / "history.json").is_file() else ""

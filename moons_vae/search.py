@@ -394,7 +394,7 @@ def search_parser(prog:str="moons-vae search") -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="study name")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (sqlite:///..., postgresql://user:pw@host/db) "
                    "or SQLite file path; default search/<study>.db")
-    p.add_argument("--model", required=True, choices=MODEL_KINDS, help="model kind")
+    p.add_argument("--model", choices=MODEL_KINDS, help="model kind (default: `model` of the --params file)")
     p.add_argument("--n-trials", type=int, default=100, help="trials in the study in total, over all workers (default 100)")
     p.add_argument("--params", help="YAML/JSON file of fixed RunConfig values")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a fixed RunConfig value (repeatable)")
@@ -416,7 +416,9 @@ def search_worker(argv:list[str]|None=None) -> int:
             if not eq or not name: raise ValueError(f"--set {item!r} must look like NAME=VALUE")
             base[name.strip()] = _value(value.strip())
         space = _mapping_file(args.space, "space") if args.space else None
-        study = run_search(args.study, args.storage, args.model, args.n_trials, base, space, args.seed, not args.quiet,
+        model = args.model or base.get("model")
+        if model is None: raise ValueError("give --model, or a --params file that sets model")
+        study = run_search(args.study, args.storage, model, args.n_trials, base, space, args.seed, not args.quiet,
                            prune_warmup_epochs=args.prune_warmup, heartbeat_interval=args.heartbeat, grace_period=args.grace)
     except (ValueError, SearchStorageError) as e:
         print(f"{search_parser().prog}: error: {e}", file=sys.stderr)
