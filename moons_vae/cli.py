@@ -18,7 +18,7 @@ __all__ = ['library_pages', 'chapter_pages', 'main']
 # %% ../nbs/11_cli.ipynb #c005
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="moons-vae", description="Reproducible VAE report on the two moons: run experiments, build the book.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,report}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,report,search}")
     def add_run_args(q):
         q.add_argument("--runs-dir", default="_book/runs", help="where run folders are written (default: %(default)s)")
         q.add_argument("--data-dir", default="data", help="data cache folder (default: %(default)s)")
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("report", help="run every experiment, then build the book", description="The main job: run all params files (cached), then build the book.")
     add_run_args(m)
     m.add_argument("--book-dir", default="_book", help="book source folder; runs go to <book-dir>/runs (default: %(default)s)")
+    sub.add_parser("search", help="run one worker of an Optuna search (see `moons-vae search --help`)", add_help=False)
     return p
 
 def _default_params() -> list[Path]:
@@ -70,6 +71,10 @@ def _book(a) -> int:
 
 def main(argv=None) -> int:
     "Entry point of the `moons-vae` command."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["search"]:
+        from moons_vae.search import search_worker
+        return search_worker(argv[1:])
     a = _parser().parse_args(argv)
     if a.command == "run": return _run(a)
     if a.command == "book": return _book(a)

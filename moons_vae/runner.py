@@ -33,7 +33,17 @@ __all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
-VALIDATORS = {"train.ipynb": validate_params}   # notebook file name -> callable(params) raising on bad input
+VALIDATORS = {  # notebook file name -> "module:function" that raises on bad params (imported when needed)
+    "train.ipynb": "moons_vae.experiment:validate_params",
+    "search.ipynb": "moons_vae.studies:validate_search_params",
+    "sweep_data.ipynb": "moons_vae.studies:validate_sweep_params",
+    "sweep_prob.ipynb": "moons_vae.studies:validate_sweep_params",
+}
+
+def _validator(notebook_name:str):
+    import importlib
+    mod, fn = VALIDATORS[notebook_name].split(":")
+    return getattr(importlib.import_module(mod), fn)
 RUNNER_OWNED = ("out_dir", "data_dir", "content_hash")  # set by the runner, not by params files
 
 @dataclass
@@ -73,9 +83,8 @@ def read_params_file(path:str|Path, root:str|Path=".", profile:dict|None=None) -
     if not notebook.is_file(): raise FileNotFoundError(f"params file {path}: notebook {str(notebook)!r} does not exist")
     owned = [k for k in RUNNER_OWNED if k in params]
     if owned: raise ValueError(f"params file {path}: {owned} are set by the runner; remove them")
-    validator = VALIDATORS.get(notebook.name)
-    if validator is None: raise ValueError(f"params file {path}: no validator registered for notebook {notebook.name!r}; known: {sorted(VALIDATORS)}")
-    try: validator(dict(params))
+    if notebook.name not in VALIDATORS: raise ValueError(f"params file {path}: no validator registered for notebook {notebook.name!r}; known: {sorted(VALIDATORS)}")
+    try: _validator(notebook.name)(dict(params))
     except (ValueError, TypeError) as e: raise ValueError(f"params file {path}: {e}") from None
     return Experiment(path.stem, path, notebook, params)
 
@@ -118,7 +127,9 @@ def _reset_kernel(km):
     kc = km.client(); kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        kc.execute_interactive("%reset -f", timeout=60, output_hook=lambda msg: None)
+        # clear the namespace and the process-wide state notebooks may change (grad mode, dtype, threads)
+        kc.execute_interactive("%reset -f\nimport torch as _t; _t.set_grad_enabled(True); _t.set_default_dtype(_t.float32); _t.set_num_threads(1); del _t",
+                               timeout=60, output_hook=lambda msg: None)
     finally: kc.stop_channels()
 
 def shutdown_kernel():
@@ -211,7 +222,7 @@ def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:b
     import papermill as pm
     t0, dest = time.time(), Path(page.dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"); os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp.ipynb"); os.close(fd)
     tmp = Path(tmp)
     try:
         km = _kernel(Path(runs_dir).absolute()) if reuse_kernel else None
