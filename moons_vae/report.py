@@ -38,7 +38,7 @@ def read_runs(runs_dir:str|Path) -> dict[str, dict]:
 
 def run_link(name:str, depth:int=1) -> str:
     "A markdown link to a run's page from a chapter `depth` folders below the book root."
-    return f"[{name}]({'../' * depth}runs/{name}/run.html)"
+    return f"[{name}]({'../' * depth}runs/{name}/run.ipynb)"
 
 def load_model(run:dict):
     "The trained model of a run (eval mode, CPU) and its data set."

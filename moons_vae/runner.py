@@ -139,9 +139,14 @@ def shutdown_kernel():
         except Exception: pass
         _KERNEL = None
 
-def _renumber(nb_path:Path, title:str|None=None):
-    "Number the executed cells from 1 and, if `title` is given, make it the notebook's first heading."
+def _renumber(nb_path:Path, title:str|None=None, hide_parameters:bool=False):
+    "Number the executed cells from 1; optionally set the first heading to `title` and hide the parameter cells."
     nb = json.loads(nb_path.read_text())
+    if hide_parameters:
+        for c in nb["cells"]:
+            tags = c.get("metadata", {}).get("tags", [])
+            if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+                c["metadata"]["tags"] = tags + ["remove-cell"]
     if title:
         for c in nb["cells"]:
             src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
@@ -234,7 +239,7 @@ def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:b
             if km is not None: shutdown_kernel()
             raise ExperimentFailed(f"page {page.name!r} ({page.notebook}) failed in cell {e.cell_index} "
                                    f"(execution count {e.exec_count}): {e.ename}: {e.evalue}") from None
-        _renumber(tmp)
+        _renumber(tmp, hide_parameters=True)   # a chapter's only parameter is where the runs are
         os.replace(tmp, dest)
         seconds = round(time.time() - t0, 2)
         write_json_atomic(_sidecar(page), {"content_hash": page.content_hash, "notebook": str(page.notebook), "runner_seconds": seconds})
