@@ -37,6 +37,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'moons_vae.cli._default_params': ('cli.html#_default_params', 'moons_vae/cli.py'),
                                'moons_vae.cli._parser': ('cli.html#_parser', 'moons_vae/cli.py'),
                                'moons_vae.cli._run': ('cli.html#_run', 'moons_vae/cli.py'),
+                               'moons_vae.cli.book_sources_hash': ('cli.html#book_sources_hash', 'moons_vae/cli.py'),
                                'moons_vae.cli.chapter_pages': ('cli.html#chapter_pages', 'moons_vae/cli.py'),
                                'moons_vae.cli.library_pages': ('cli.html#library_pages', 'moons_vae/cli.py'),
                                'moons_vae.cli.main': ('cli.html#main', 'moons_vae/cli.py')},

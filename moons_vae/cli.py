@@ -13,7 +13,7 @@ from pathlib import Path
 from .runner import run_experiments, summary_table, Page
 
 # %% auto #0
-__all__ = ['library_pages', 'chapter_pages', 'main']
+__all__ = ['library_pages', 'chapter_pages', 'book_sources_hash', 'main']
 
 # %% ../nbs/11_cli.ipynb #c005
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_args(r)
     b = sub.add_parser("book", help="build the HTML book strictly", description="Build the jupyter-book site from _book/ (strict: warnings fail).")
     b.add_argument("--book-dir", default="_book", help="book source folder (default: %(default)s)")
+    b.add_argument("--force", action="store_true", help="rebuild even when the sources have not changed since the last build")
     m = sub.add_parser("report", help="run every experiment, then build the book", description="The main job: run all params files (cached), then build the book.")
     add_run_args(m)
     m.add_argument("--book-dir", default="_book", help="book source folder; runs go to <book-dir>/runs (default: %(default)s)")
@@ -61,11 +62,27 @@ def _run(a, pages=None) -> int:
     if failed: print(f"moons-vae: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
+def book_sources_hash(book_dir:str|Path) -> str:
+    "SHA-256 over the book's source files, names and contents (not `_build/`, `_generated/` or hidden files)."
+    import hashlib
+    h, root = hashlib.sha256(), Path(book_dir)
+    skip = lambda parts: any(q in ("_build", "_generated") or q.startswith(".") for q in parts)
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and not skip(p.relative_to(root).parts)):
+        h.update(str(f.relative_to(root)).encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
 def _book(a) -> int:
+    "Build the book strictly, unless its sources are exactly those of the last successful build."
     from moons_vae.book import build_book
+    stamp, digest = Path(a.book_dir) / "_build" / ".sources-hash", book_sources_hash(a.book_dir)
+    index = Path(a.book_dir) / "_build" / "html" / "index.html"
+    if index.is_file() and stamp.is_file() and stamp.read_text() == digest and not getattr(a, "force", False):
+        print(f"book up to date: open {index.absolute()}")
+        return 0
     try: index = build_book(a.book_dir)
     except Exception as e:
         print(f"moons-vae: book build failed: {e}", file=sys.stderr); return 1
+    stamp.write_text(digest)
     print(f"book built: open {Path(index).absolute()}")
     return 0
 

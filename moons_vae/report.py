@@ -33,8 +33,10 @@ def read_run(name:str, runs_dir:str|Path) -> dict:
     return out
 
 def read_runs(runs_dir:str|Path) -> dict[str, dict]:
-    "Every complete run folder in `runs_dir`, by name."
-    return {d.name: read_run(d.name, runs_dir) for d in sorted(Path(runs_dir).iterdir()) if (d / "metrics.json").is_file()} if Path(runs_dir).is_dir() else {}
+    "Every complete training run folder in `runs_dir` (searches and sweeps have no history.json), by name."
+    if not Path(runs_dir).is_dir(): return {}
+    return {d.name: read_run(d.name, runs_dir) for d in sorted(Path(runs_dir).iterdir())
+            if (d / "metrics.json").is_file() and (d / "history.json").is_file()}
 
 def run_link(name:str, depth:int=1) -> str:
     "A markdown link to a run's page from a chapter `depth` folders below the book root."

@@ -128,7 +128,8 @@ def _reset_kernel(km):
     try:
         kc.wait_for_ready(timeout=60)
         # clear the namespace and the process-wide state notebooks may change (grad mode, dtype, threads)
-        kc.execute_interactive("%reset -f\nimport torch as _t; _t.set_grad_enabled(True); _t.set_default_dtype(_t.float32); _t.set_num_threads(1); del _t",
+        # (%reset also deletes __main__.__spec__, which multiprocessing's spawn needs: put back the kernel's None)
+        kc.execute_interactive("%reset -f\n__spec__ = None\nimport torch as _t; _t.set_grad_enabled(True); _t.set_default_dtype(_t.float32); _t.set_num_threads(1); del _t",
                                timeout=60, output_hook=lambda msg: None)
     finally: kc.stop_channels()
 

@@ -358,7 +358,14 @@ def fit_many_parallel(configs:list[RunConfig], data:MoonsData,
         if workers == 1:
             for t in tasks: collect(_run_group(t))
         else:
-            with mp.get_context(start_method).Pool(min(workers, len(tasks)), initializer=_worker_init) as pool:
+            ctx = mp.get_context(start_method)
+            if start_method == "forkserver": ctx.set_forkserver_preload(["moons_vae.vectorized"])
+            pool = ctx.Pool(min(workers, len(tasks)), initializer=_worker_init)
+            try:
                 for out in pool.imap_unordered(_run_group, tasks): collect(out)
+                pool.close()
+            except BaseException:
+                pool.terminate(); raise
+            finally: pool.join()
     finally: bar.close()
     return results

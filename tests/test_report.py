@@ -1,0 +1,51 @@
+"""The whole report, built from the quick profile and checked in a real browser (Debian's chromium, headless)."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, tool
+from moons_vae.book import check_site
+
+GENERATED = ("_build", "runs", "library", "report", "_generated", ".cache")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    book = tmp / "_book"
+    shutil.copytree(ROOT / "_book", book, ignore=shutil.ignore_patterns(*GENERATED))
+    cmd = [tool("moons-vae"), "report", "--profile", "quick", "--book-dir", str(book), "--data-dir", str(tmp / "data"), "--quiet"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return book, first, again
+
+
+def test_report_builds_and_points_to_the_site(built):
+    book, first, _ = built
+    assert "book built: open" in first.stdout and (book / "_build" / "html" / "index.html").is_file()
+    for page in ("report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
+                 "runs/vae/run.html", "runs/search_vae/run.html", "library/03_train.html", "theory/vae.html"):
+        assert (book / "_build" / "html" / page).is_file(), page
+
+
+def test_rebuild_with_nothing_changed_reruns_nothing(built):
+    _, first, again = built
+    assert again.returncode == 0, again.stderr[-3000:]
+    statuses = [line.split()[1] for line in again.stdout.splitlines() if line and line.split()[0] not in ("name",) and not line.startswith("-") and len(line.split()) > 1 and line.split()[1] in ("ran", "cached", "failed")]
+    assert statuses and set(statuses) == {"cached"}, again.stdout
+    assert " ran " in first.stdout
+
+
+def test_every_page_in_a_real_browser(built):
+    book, _, _ = built
+    reports = check_site(book / "_build" / "html", ROOT / "screenshots")   # raises, naming the page, on any problem
+    by_page = {r.page: r for r in reports}
+    run = by_page["runs/vae/run.html"]
+    assert run.plotly_divs >= 6 and run.plotly_drawn == run.plotly_divs            # the run's figures drew
+    assert by_page["theory/vae.html"].mjx_containers > 10                          # the ELBO derivation rendered
+    assert by_page["report/claims.html"].plotly_js_loads == 1
+    assert all(not r.external_requests for r in reports)
+    assert len(reports) >= 40
