@@ -331,7 +331,7 @@ def fit_many_parallel(configs:list[RunConfig], data:MoonsData,
                       group_size:int|None=None, # members per group; default: an even split over workers, at most 16
                       progress:bool=True, # progress bar over finished groups
                       on_diverge:str="raise", # as in fit_many
-                      start_method:str="spawn", # 'spawn' or 'forkserver'
+                      start_method:str|None=None, # 'forkserver' (default where available) or 'spawn'
                      ) -> list[MemberFit]:
     "`fit_many(configs, data)`, with the members split into groups run by `workers` processes; the same results."
     configs = check_stackable(configs)
@@ -340,6 +340,7 @@ def fit_many_parallel(configs:list[RunConfig], data:MoonsData,
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise ValueError(f"group_size must be an int >= 1 or None, got {group_size!r}")
     if on_diverge not in ("raise", "stop"): raise ValueError(f"on_diverge={on_diverge!r} is not one of ('raise', 'stop')")
+    if start_method is None: start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     if start_method not in ("spawn", "forkserver"): raise ValueError(f"start_method={start_method!r} is not one of ('spawn', 'forkserver')")
     n_groups = math.ceil(len(configs) / group_size)
     groups = [list(range(g, len(configs), n_groups)) for g in range(n_groups)]

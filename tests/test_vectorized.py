@@ -33,11 +33,12 @@ def small():
     return data, cfgs
 
 
-def test_parallel_equals_fit_many(small):
-    "Members split over two spawned worker processes (groups of 2, round-robin) give fit_many's results exactly."
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_parallel_equals_fit_many(small, start_method):
+    "Members split over two worker processes (groups of 2, dealt round-robin) give fit_many's results exactly."
     data, cfgs = small
     ref = fit_many(cfgs, data, progress=False)
-    same_results(ref, fit_many_parallel(cfgs, data, workers=2, group_size=2, progress=False))
+    same_results(ref, fit_many_parallel(cfgs, data, workers=2, group_size=2, progress=False, start_method=start_method))
 
 
 def test_parallel_stop_on_diverge_and_bad_args(small):
