@@ -314,7 +314,9 @@ def _err_from_plain(t, member=None):
     epoch, values, last, _, notes = t
     e = TrainingDiverged(epoch, values, last)
     e.member = member
-    for note in notes: e.add_note(note)
+    for note in notes:   # a worker numbered the member within its group; name it by its place in `configs`
+        if member is not None and note.startswith("fit_many member "): note = f"fit_many member {member}:{note.split(':', 1)[1]}"
+        e.add_note(note)
     return e
 
 def _worker_init(): torch.set_num_threads(1)

@@ -53,7 +53,7 @@ def test_parallel_stop_on_diverge_and_bad_args(small):
     e.add_note("fit_many member 1: seed=1")
     back = _err_from_plain(pickle.loads(pickle.dumps(_err_to_plain(e))), member=7)
     assert (back.epoch, back.member, back.last) == (4, 7, {"epoch": 3, "train_loss": 1.5})
-    assert str(back) == str(e) and back.__notes__ == ["fit_many member 1: seed=1"]
+    assert str(back) == str(e) and back.__notes__ == ["fit_many member 7: seed=1"]   # renumbered: index in the whole batch
 
 
 def test_tuned_architecture_matches_fit():
