@@ -48,8 +48,8 @@ def library_pages(book_dir:str|Path) -> list[Page]:
     return [Page(f"library/{nb.stem}", nb, Path(book_dir) / "library" / nb.name) for nb in sorted(Path("nbs").glob("[0-9][0-9]_*.ipynb"))]
 
 def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
-    "The report chapters (nbs/report/*.ipynb), which read every run folder."
-    inputs = sorted(Path(runs_dir).glob("*/cache.json"))
+    "The report chapters (nbs/report/*.ipynb), which read every run folder and the last benchmark results."
+    inputs = sorted(Path(runs_dir).glob("*/cache.json")) + [Path("benchmarks/results.json")]
     return [Page(f"report/{nb.stem}", nb, Path(book_dir) / "report" / nb.name, inputs) for nb in sorted(Path("nbs/report").glob("*.ipynb"))]
 
 def _run(a, pages=None) -> int:
