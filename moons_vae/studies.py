@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from .train import RunConfig
-from .experiment import NOTEBOOK_OPTIONS
+from .experiment import NOTEBOOK_OPTIONS, check_options
 from .search import REFERENCE_SPACE, check_space
 
 # %% auto #0
@@ -26,17 +26,6 @@ SEARCH_OPTIONS = {  # name: (type, default, allowed, check)
     "prune_warmup_epochs": (int, 50, ">= 0", lambda v: v >= 0),
 }
 
-def _check_options(params:dict, options:dict) -> tuple[dict, dict]:
-    opts, rest = {}, {}
-    for k, v in params.items():
-        if k in options:
-            typ, _, allowed, check = options[k]
-            if isinstance(v, bool) or not isinstance(v, typ) or not check(v):
-                raise ValueError(f"parameter {k}={v!r} is invalid; allowed: {allowed}")
-            opts[k] = v
-        else: rest[k] = v
-    return {**{k: d for k, (_, d, _, _) in options.items()}, **opts}, rest
-
 def _split_run_params(rest:dict, kind:str) -> dict:
     unknown = sorted(set(rest) - set(RunConfig.names()))
     if unknown:
@@ -46,8 +35,8 @@ def _split_run_params(rest:dict, kind:str) -> dict:
 
 def validate_search_params(params:dict) -> tuple[dict, dict, dict]:
     "(fixed RunConfig values, search options, notebook options) of a search notebook; bad input raises, naming it."
-    nb_opts, rest = _check_options(params, NOTEBOOK_OPTIONS)
-    opts, rest = _check_options(rest, SEARCH_OPTIONS)
+    nb_opts, rest = check_options(params, NOTEBOOK_OPTIONS)
+    opts, rest = check_options(rest, SEARCH_OPTIONS)
     fixed = _split_run_params(rest, SEARCH_OPTIONS)
     if fixed.get("model", "vae") not in ("vae", "cvae", "contvae"): raise ValueError(f"model={fixed['model']!r} is not one of vae, cvae, contvae")
     check_space(REFERENCE_SPACE, RunConfig.from_dict(fixed).to_dict())
@@ -85,8 +74,8 @@ SWEEP_OPTIONS = {
 
 def validate_sweep_params(params:dict) -> tuple[dict, dict, dict]:
     "(fixed RunConfig values, sweep options, notebook options) of a sweep notebook; bad input raises, naming it."
-    nb_opts, rest = _check_options(params, NOTEBOOK_OPTIONS)
-    opts, rest = _check_options(rest, SWEEP_OPTIONS)
+    nb_opts, rest = check_options(params, NOTEBOOK_OPTIONS)
+    opts, rest = check_options(rest, SWEEP_OPTIONS)
     fixed = _split_run_params(rest, SWEEP_OPTIONS)
     return fixed, opts, nb_opts
 
