@@ -1,0 +1,222 @@
+"""Shared pieces of the benchmark scripts: machine description, atomic writes, the results file and its markdown table.
+
+Benchmark-only code: the `moons_vae` package never imports anything from here (nor Lightning).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_OUT = HERE / "results.json"
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    "Write `text` to `path` through a temporary file in the same folder and a rename."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh: fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cpu_model() -> str:
+    "The CPU model name from /proc/cpuinfo (or platform.processor() elsewhere)."
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    "What the numbers were measured on."
+    import torch
+    info = dict(cpu_model=cpu_model(), logical_cores=os.cpu_count(),
+                usable_cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+                python_version=platform.python_version(), platform=platform.platform(),
+                loadavg_at_start=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    try:
+        import lightning
+        info["lightning_version"] = lightning.__version__
+    except ImportError: info["lightning_version"] = None
+    return info
+
+
+def summarize(times: list[float], work: float) -> dict:
+    "Median rate `work / time` over repeats, with the spread (rates of the slowest and fastest repeat)."
+    med = statistics.median(times)
+    return dict(seconds=[round(t, 5) for t in times], median_seconds=round(med, 5), work=work,
+                rate=work / med, rate_min=work / max(times), rate_max=work / min(times))
+
+
+def load_results(path: str | Path) -> dict:
+    "The results file, or an empty dict if there is none (an unreadable file is an error)."
+    path = Path(path)
+    if not path.exists(): return {}
+    try: return json.loads(path.read_text())
+    except ValueError as e: raise ValueError(f"results file {str(path)!r} is not valid JSON ({e}); delete it or pass another --out") from None
+
+
+def save_results(results: dict, path: str | Path) -> tuple[Path, Path]:
+    "Write `results` as JSON to `path` and its markdown rendering next to it (`.md`), each atomically."
+    path = Path(path)
+    if path.suffix != ".json": raise ValueError(f"--out must name a .json file, got {str(path)!r}")
+    text_json, text_md = json.dumps(results, indent=1) + "\n", render_markdown(results)  # both rendered before either is written
+    j = write_text_atomic(path, text_json)
+    m = write_text_atomic(path.with_suffix(".md"), text_md)
+    return j, m
+
+
+def target(name: str, value: float | None, goal: float, higher_is_better: bool = True, note: str = "") -> dict:
+    "A target row: PASS/MISS and by how much (value relative to the goal)."
+    if value is None:
+        return dict(name=name, value=None, goal=goal, status="N/A", margin=None, note=note or "not measured")
+    ok = value >= goal if higher_is_better else value < goal
+    margin = value / goal - 1 if higher_is_better else goal / value - 1 if value > 0 else float("inf")
+    return dict(name=name, value=value, goal=goal, status="PASS" if ok else "MISS", margin=margin, note=note)
+
+
+def link_pipeline(results: dict) -> None:
+    """Set each pipeline entry's comparison with (a) (tuned config) from the same results file, and its targets; in place.
+
+    `results["pipeline"]` maps a profile name ('full' or a `moons-vae run --profile` name) to that run's numbers."""
+    try: a = results["configs"]["tuned"]["contenders"]["a"]["rate"]
+    except (KeyError, TypeError): a = None
+    for name, p in (results.get("pipeline") or {}).items():
+        p["a_epochs_per_s"] = a
+        p["a_source"] = f"benchmarks/run.py, run of {results.get('machine', {}).get('date', '?')}" if a else None
+        p["ratio_to_a"] = p["pipeline_epochs_per_s"] / a if a else None
+        p["targets"] = [
+            target(f"pipeline epochs/s >= 10x (a) [{name}]", p["ratio_to_a"], 10,
+                   note="cold `moons-vae run` (every notebook: training, evaluation, plots) vs the Lightning loop alone"
+                   if a else "no (a) figure in the results file: run benchmarks/run.py"),
+            target(f"warm rebuild < 15 s [{name}]", p["phases"]["warm"]["seconds"], 15, higher_is_better=False,
+                   note=f"nothing changed; {p['phases']['warm']['ran']} experiment(s) reran"),
+        ]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Markdown
+
+def _f(v, nd=3):
+    if v is None: return "–"
+    if isinstance(v, str): return v
+    if isinstance(v, bool): return str(v)
+    if isinstance(v, int): return str(v)
+    if abs(v) >= 100: return f"{v:,.0f}"
+    if abs(v) >= 10: return f"{v:.1f}"
+    return f"{v:.{nd}g}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_f(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def render_markdown(r: dict) -> str:
+    "The results as a markdown report (tables); sections that were not measured are left out."
+    L = ["# moons_vae speed benchmarks", ""]
+    if "command" in r: L += [f"Command: `{r['command']}`  ", f"Measured: {r.get('machine', {}).get('date', '?')}", ""]
+    m = r.get("machine")
+    if m:
+        L += ["## Machine", ""]
+        L += _table(["", ""], [["CPU", m.get("cpu_model")], ["cores (logical / usable)", f"{m.get('logical_cores')} / {m.get('usable_cores')}"],
+                                ["torch", m.get("torch_version")], ["lightning", m.get("lightning_version")],
+                                ["threads per measurement", r.get("settings", {}).get("threads", 1)],
+                                ["python", m.get("python_version")], ["load average at start / end",
+                                 f"{_loads(m.get('loadavg_at_start'))} / {_loads(m.get('loadavg_at_end'))}"]])
+    s = r.get("settings")
+    if s:
+        L += [f"Every figure is the median of {s['repeats']} repeats after a warm-up, all contenders interleaved in one process "
+              f"(ratios are what count on a noisy machine). Each measurement trains a fresh model for {s['epochs']} epochs on "
+              f"{s['n_train']} training points (batch {s['batch_size']}) with validation on {s['n_val']} points every epoch; "
+              "time covers the whole training call (for Lightning: building the Trainer and `fit`), not building the model.", ""]
+    for name, c in r.get("configs", {}).items():
+        L += [f"## Config `{name}`: {c['description']}", ""]
+        rows = []
+        for key, v in c["contenders"].items():
+            rows.append([f"({key[0]}) {v['label']}", v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}",
+                         v.get("ceiling_fraction"), None if v.get("final_val_loss") is None else f"{v['final_val_loss']:.4f}"])
+        L += _table(["contender", "epochs/s (median)", "range over repeats", "fraction of FLOP ceiling",
+                     "val loss after the last repeat (per sample)"], rows)
+        vec = c.get("vectorized")
+        if vec and vec.get("available"):
+            rows = [[k, v.get("epochs", r.get("settings", {}).get("epochs")), v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}", v.get("ratio_to_c"), v.get("ceiling_fraction")]
+                    for k, v in vec["by_K"].items()]
+            L += ["(d) vectorized training, one process, one thread (`moons_vae.vectorized.fit_many`):", ""]
+            L += _table(["K (models at once)", "epochs", "model-epochs/s (median)", "range", "d/c", "fraction of FLOP ceiling"], rows)
+        elif vec:
+            L += [f"(d) vectorized training: **not available** ({vec.get('reason')}).", ""]
+        ce = c.get("ceiling")
+        if ce:
+            L += [f"FLOP ceiling: {ce['mflop_per_epoch']:.1f} MFLOP per epoch (train forward+backward ≈ 3× forward matmul FLOPs over "
+                  f"{ce['n_train']} points + validation forward over {ce['n_val']} points) at {ce['gflops']:.1f} GFLOP/s single-thread "
+                  f"float32 matmul = **{ce['epochs_per_s']:,.0f} epochs/s**.", ""]
+        rt = c.get("ratios")
+        if rt:
+            pr = c.get("paired_ratios", {})
+            L += ["Ratios (of the medians; in brackets the median of the ratios within each repeat): "
+                  + ", ".join(f"{k} = **{_f(v)}**" + (f" [{_f(pr[k])}]" if k in pr else "") for k, v in rt.items() if v is not None), ""]
+    sw = r.get("sweep")
+    if sw:
+        L += ["## 64-configuration β × eps_w sweep", ""]
+        if sw.get("available"):
+            L += [sw["description"], ""]
+            L += _table(["path", "wall time for 64 configs (s)", "model-epochs/s", "note"],
+                        [["sequential `fit` calls, one thread", sw["sequential_seconds_64"], sw["sequential_model_epochs_per_s"], sw["sequential_note"]],
+                         [f"`fit_many_parallel`, {sw['workers']} workers", sw["parallel_seconds_64"], sw["parallel_model_epochs_per_s"], sw.get("parallel_note", "")]])
+            L += [f"Speed-up: **{sw['speedup']:.2f}×**."
+                  + (f" The first pool of the process (2 members × 1 epoch, includes starting the fork server) took "
+                     f"{sw['first_startup_seconds']:.1f} s, before the timed repeats." if "first_startup_seconds" in sw else "")
+                  + (f" A pool start-up in the repeats (2 members × 1 epoch) took {sw['startup_seconds']:.1f} s; without it "
+                     f"the speed-up would be {sw['speedup_without_startup']:.2f}× (real sweeps train hundreds of epochs per "
+                     "member, so the start-up weighs less there)." if "startup_seconds" in sw else "")
+                  + (f" Diverged: {', '.join(sw['diverged'])}." if sw.get("diverged") else ""), ""]
+        else:
+            L += [f"**Not available** ({sw.get('reason')}).", ""]
+    for pname, p in (r.get("pipeline") or {}).items():
+        L += [f"## Pipeline ({pname}): `moons-vae run` over params/*.yaml" + (f" with `--profile {p['profile']}`" if p.get("profile") else ""), ""]
+        L += [f"Command: `{p.get('command', '')}`, measured {p.get('date', '?')} (separate run from the table above)", ""]
+        rows = [[k, v["seconds"], v.get("ran"), v.get("cached"), v.get("failed")] for k, v in p["phases"].items()]
+        L += _table(["phase", "wall time (s)", "experiments run", "cached", "failed"], rows)
+        per = p.get("epochs_per_run") or {}
+        if per and isinstance(next(iter(per.values())), dict):
+            L += ["Per experiment (cold run): epochs trained, seconds inside training epochs (sum of the history's per-epoch "
+                  "times; training runs only) and the runner's wall time for the whole notebook (training, evaluation, plots, "
+                  "kernel reset). Search trials that were pruned record no epoch count and are not counted.", ""]
+            L += _table(["run", "kind", "epochs", "training s", "notebook s", "training share"],
+                        [[k, v.get("kind", "train"), v["epochs"], v.get("train_seconds"), v.get("notebook_seconds"),
+                          f"{v['train_seconds'] / v['notebook_seconds']:.0%}" if v.get("notebook_seconds") and v.get("train_seconds") is not None
+                          else None] for k, v in per.items()])
+        L += [f"Epochs trained (training runs: len(history.json); sweeps: their rows; searches: trials with an epoch count): {p['epochs_total']}; pipeline epochs/s (cold) = "
+              f"**{_f(p['pipeline_epochs_per_s'])}**" + (f"; (a) Lightning reference loop: {_f(p['a_epochs_per_s'])} epochs/s "
+              f"(from {p['a_source']}) → ratio {_f(p['ratio_to_a'])}" if p.get("a_epochs_per_s") else "") + ".", ""]
+    t = r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
+    if t:
+        L += ["## Targets", ""]
+        L += _table(["target", "measured", "goal", "status", "margin", "note"],
+                    [[x["name"], x["value"], x["goal"], f"**{x['status']}**", "–" if x["margin"] is None else f"{x['margin']:+.0%}", x.get("note", "")]
+                     for x in t])
+    if r.get("notes"):
+        L += ["## Notes", ""] + [f"- {n}" for n in r["notes"]] + [""]
+    return "\n".join(L)
+
+
+def _loads(l):
+    return "?" if not l else "/".join(f"{x:.2f}" for x in l)

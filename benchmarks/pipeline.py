@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Times the main command's pipeline, `moons-vae run` over params/*.yaml, in a temporary folder (never `_book/runs`):
+
+  cold     empty runs folder and empty data folder: every experiment runs;
+  warm     the same command again, nothing changed: everything must come from the cache;
+  changed  one params file changed (a copy with one value touched, e.g. seed 42 -> 43): only that experiment reruns.
+
+Reports the total epochs trained (sum of len(history.json) over the run folders) divided by the cold wall time
+("pipeline epochs per second"), beside the reference-style Lightning loop's epochs/s (figure (a) of
+benchmarks/run.py, read from --out if present), and merges its numbers into --out (JSON) and the .md next to it,
+each written atomically. Targets: pipeline epochs/s >= 10x (a); warm rebuild < 15 s.
+
+    .venv/bin/python benchmarks/pipeline.py                  # all params/*.yaml, full fidelity (several minutes)
+    .venv/bin/python benchmarks/pipeline.py --profile quick  # with a `moons-vae run --profile`
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_OUT, ROOT, link_pipeline, load_results, machine_info, save_results  # noqa: E402
+
+
+def snapshot(runs: Path) -> dict:
+    "{experiment: content of its cache.json} for every finished run folder."
+    out = {}
+    for f in sorted(runs.glob("*/cache.json")):
+        try: out[f.parent.name] = f.read_text()
+        except OSError: pass
+    return out
+
+
+def epochs_trained(runs: Path) -> tuple[int, dict]:
+    """Epochs trained per top-level run folder and in total. A training run counts len(history.json) (and the seconds
+    inside its epochs, the sum of the history's `seconds`); a sweep the `epochs` of every row of cells.json or points.json; a search
+    the `epochs` user attribute of its trials in trials.json (pruned trials do not record theirs, so a search is
+    under-counted). `notebook_seconds` is the runner's wall time for the whole notebook (cache.json)."""
+    per = {}
+    for d in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        row = {}
+        if (d / "history.json").is_file():
+            h = json.loads((d / "history.json").read_text())
+            row = dict(kind="train", epochs=len(h), train_seconds=round(sum(r.get("seconds", 0.0) for r in h), 2))
+        elif (d / "cells.json").is_file() or (d / "points.json").is_file():
+            cells = json.loads(((d / "cells.json") if (d / "cells.json").is_file() else (d / "points.json")).read_text())
+            row = dict(kind=f"sweep ({len(cells)} models)", epochs=sum(int(c.get("epochs") or 0) for c in cells), train_seconds=None)
+        elif (d / "trials.json").is_file():
+            trials = json.loads((d / "trials.json").read_text())
+            ep = [t.get("user_attrs_epochs") for t in trials]
+            done = [int(e) for e in ep if isinstance(e, (int, float)) and e == e]
+            row = dict(kind=f"search ({len(trials)} trials, {len(trials) - len(done)} without an epoch count)",
+                       epochs=sum(done), train_seconds=None)
+        else: row = dict(kind="unknown layout: epochs not counted", epochs=0, train_seconds=None)
+        if (d / "cache.json").is_file(): row["notebook_seconds"] = json.loads((d / "cache.json").read_text()).get("runner_seconds")
+        per[d.name] = row
+    return sum(r["epochs"] for r in per.values()), per
+
+
+def touch_value(src: Path, dest: Path, key: str, value: str) -> str:
+    "Copy the params file `src` to `dest` with `key: value` set (replaced if present, else appended); returns the old value."
+    text = src.read_text()
+    pat = re.compile(rf"^{re.escape(key)}:[ \t]*(.*)$", re.M)
+    m = pat.search(text)
+    old = m.group(1).strip() if m else None
+    text = pat.sub(f"{key}: {value}", text) if m else text.rstrip("\n") + f"\n{key}: {value}\n"
+    dest.write_text(text)
+    return old
+
+
+def run_phase(name: str, cmd: list[str], runs: Path, log_dir: Path) -> dict:
+    "Run the command once; wall time and which experiments ran (their cache.json changed) or failed."
+    before = snapshot(runs)
+    t = time.perf_counter()
+    with open(log_dir / f"{name}.log", "w") as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t
+    after = snapshot(runs)
+    ran = sorted(k for k, v in after.items() if before.get(k) != v)
+    text = (log_dir / f"{name}.log").read_text()
+    failed = sorted(set(re.findall(r"^(\S+)\s+failed\b", text, re.M)))
+    return dict(seconds=round(seconds, 2), returncode=proc.returncode, ran=len(ran), ran_names=ran,
+                cached=len(after) - len(ran), failed=len(failed) or (None if proc.returncode == 0 else "?"), failed_names=failed,
+                log_tail=text[-3000:] if proc.returncode else "")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("params", nargs="*", help="params files (default: params/*.yaml of the repository)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="results JSON to merge into (markdown next to it); default: %(default)s")
+    p.add_argument("--change", default="vae.yaml:seed=43",
+                   help="FILE:KEY=VALUE, the params file (by name) and the value touched for the 'changed' phase (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="passed to `moons-vae run --workers` (default: its own default)")
+    p.add_argument("--profile", default=None, help="passed to `moons-vae run --profile` (default: none, full fidelity)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (runs, data, logs) and print where it is")
+    a = p.parse_args(argv)
+    m = re.fullmatch(r"([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.+)", a.change)
+    if not m: p.error(f"--change={a.change!r} must look like FILE:KEY=VALUE, e.g. vae.yaml:seed=43")
+    change_file, change_key, change_value = m.groups()
+    params = [Path(x).resolve() for x in a.params] if a.params else sorted((ROOT / "params").glob("*.yaml"))
+    if not params: p.error("no params files given and none in params/")
+    missing = [str(x) for x in params if not x.is_file()]
+    if missing: p.error(f"params files not found: {missing}")
+    target_file = next((x for x in params if x.name == change_file), None)
+    if target_file is None: p.error(f"--change names {change_file!r}, which is not among the params files: {[x.name for x in params]}")
+    moons_vae = Path(sys.executable).parent / "moons-vae"
+    if not moons_vae.is_file(): p.error(f"{moons_vae} not found: run this with the project's .venv/bin/python")
+
+    tmp = Path(tempfile.mkdtemp(prefix="moons_vae_pipeline_"))
+    runs, data, logs, changed_dir = tmp / "runs", tmp / "data", tmp / "logs", tmp / "changed"
+    logs.mkdir(); changed_dir.mkdir()
+    base = [str(moons_vae), "run", "--runs-dir", str(runs), "--data-dir", str(data), "--quiet"]
+    if a.workers is not None: base += ["--workers", str(a.workers)]
+    if a.profile is not None: base += ["--profile", a.profile]
+    rel = lambda x: os.path.relpath(x, ROOT) if str(x).startswith(str(ROOT)) else str(x)
+    phases = {}
+    try:
+        print(f"pipeline: {len(params)} params files, temp folder {tmp}", flush=True)
+        cmd = base + [rel(x) for x in params]
+        for name in ("cold", "warm"):
+            print(f"  {name}: {shlex.join(cmd)}", flush=True)
+            phases[name] = run_phase(name, cmd, runs, logs)
+            print(f"    {phases[name]['seconds']:.1f} s, ran {phases[name]['ran']}, cached {phases[name]['cached']}, "
+                  f"exit code {phases[name]['returncode']}", flush=True)
+            if name == "cold": epochs_total, per_run = epochs_trained(runs)
+        old = touch_value(target_file, changed_dir / target_file.name, change_key, change_value)
+        cmd_changed = base + [str(changed_dir / x.name) if x == target_file else rel(x) for x in params]
+        print(f"  changed: {change_file} {change_key}: {old} -> {change_value}", flush=True)
+        phases["changed"] = run_phase("changed", cmd_changed, runs, logs)
+        phases["changed"]["change"] = f"{change_file}: {change_key} {old} -> {change_value}"
+        phases["changed"]["epochs"] = sum(r["epochs"] for k, r in epochs_trained(runs)[1].items() if k in phases["changed"]["ran_names"])
+        print(f"    {phases['changed']['seconds']:.1f} s, ran {phases['changed']['ran_names']}, exit code {phases['changed']['returncode']}", flush=True)
+    finally:
+        if a.keep: print(f"kept {tmp}")
+        else: shutil.rmtree(tmp, ignore_errors=True)
+
+    results = load_results(a.out)
+    cold = phases["cold"]["seconds"]
+    rate = epochs_total / cold
+    results["pipeline"] = pipes = results.get("pipeline") if isinstance(results.get("pipeline"), dict) else {}
+    if "phases" in pipes: pipes = results["pipeline"] = {}   # an older single-entry layout
+    pipes[a.profile or "full"] = pipe = dict(
+        command=shlex.join([".venv/bin/python", "benchmarks/pipeline.py", *(sys.argv[1:] if argv is None else argv)]),
+        date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_info(), params_files=[x.name for x in params],
+        workers=a.workers, profile=a.profile, phases=phases, epochs_total=epochs_total, epochs_per_run=per_run,
+        pipeline_epochs_per_s=rate)
+    link_pipeline(results)
+    a_rate = pipe["a_epochs_per_s"]
+    bad = [k for k, v in phases.items() if v["returncode"] != 0]
+    if bad: pipe["error"] = f"phases {bad} exited non-zero; see log_tail"
+    j, md = save_results(results, a.out)
+    print(f"{epochs_total} epochs in {cold:.1f} s cold = {rate:.1f} pipeline epochs/s"
+          + (f" = {pipe['ratio_to_a']:.2f}x (a) ({a_rate:.1f} epochs/s)" if a_rate else ""))
+    for t in pipe["targets"]:
+        print(f"  {t['status']:4s} {t['name']}: {t['value'] if t['value'] is None else round(t['value'], 3)} (goal {t['goal']})")
+    print(f"wrote {j} and {md}")
+    if bad:
+        for k in bad: print(f"phase {k} failed (exit {phases[k]['returncode']}):\n{phases[k]['log_tail']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Fast checks of the benchmark scripts' own logic (no timing): `.venv/bin/pytest benchmarks/test_benchmarks.py`."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import pipeline  # noqa: E402
+import run  # noqa: E402
+from moons_vae.loss import elbo_loss  # noqa: E402
+from moons_vae.models import ModelOutput  # noqa: E402
+from moons_vae.train import RunConfig  # noqa: E402
+
+
+def test_epoch_flops_of_the_tuned_config():
+    cfg = RunConfig(encoder_hidden=8, latent_dim=128, decoder_hidden=128)
+    # forward per point: 2*(2*8 + 8*256) encoder with fused head, 2*(128*128 + 128*2) decoder
+    assert run.forward_matmul_flops(cfg) == 2 * (2 * 8 + 8 * 256) + 2 * (128 * 128 + 128 * 2) == 37408
+    assert run.epoch_flops(cfg, 1200, 400) == 3 * 37408 * 1200 + 37408 * 400
+
+
+def test_reference_loss_is_half_the_per_sample_elbo():
+    g = torch.Generator().manual_seed(0)
+    x, x_hat, mu, lv = (torch.randn(7, d, generator=g) for d in (2, 2, 5, 5))
+    ref, _ = run.RefVAELoss(beta=3.0)((x_hat, mu, lv), x)
+    ours = elbo_loss(ModelOutput(x_hat, mu, lv, mu), x, 3.0).total
+    torch.testing.assert_close(ref * 2, ours)
+
+
+def test_sweep_grid_and_fixed_epochs():
+    cfgs = run.sweep_configs(RunConfig(), 12)
+    assert len(cfgs) == 64 and len({(c.beta, c.eps_w) for c in cfgs}) == 64
+    assert min(c.beta for c in cfgs) == pytest.approx(0.1) and max(c.beta for c in cfgs) == pytest.approx(100)
+    assert min(c.eps_w for c in cfgs) == pytest.approx(1e-3) and max(c.eps_w for c in cfgs) == pytest.approx(1)
+    assert all(c.min_epochs == c.max_epochs == 12 for c in cfgs)
+    assert [run.vec_epochs(40, k) for k in (8, 16, 32, 64)] == [40, 40, 20, 10]
+
+
+def test_targets_pass_miss_and_margin():
+    assert _common.target("x", 7.5, 6)["status"] == "PASS" and _common.target("x", 7.5, 6)["margin"] == pytest.approx(0.25)
+    assert _common.target("x", 3, 6)["status"] == "MISS"
+    assert _common.target("warm", 20, 15, higher_is_better=False)["status"] == "MISS"
+    assert _common.target("warm", 5, 15, higher_is_better=False)["status"] == "PASS"
+    assert _common.target("x", None, 6)["status"] == "N/A"
+
+
+def test_save_results_writes_json_and_markdown(tmp_path):
+    r = {"machine": {"cpu_model": "cpu", "date": "now"}, "targets": [_common.target("c/a >= 6", 7.0, 6)],
+         "pipeline": {"quick": {"phases": {"cold": {"seconds": 10.0, "ran": 2, "cached": 0, "failed": None},
+                                           "warm": {"seconds": 1.0, "ran": 0, "cached": 2, "failed": None}},
+                                "epochs_total": 500, "pipeline_epochs_per_s": 50.0, "profile": "quick"}}}
+    _common.link_pipeline(r)
+    p = r["pipeline"]["quick"]
+    assert p["ratio_to_a"] is None and p["targets"][1]["status"] == "PASS" and p["targets"][0]["status"] == "N/A"
+    r["configs"] = {"tuned": {"contenders": {"a": {"rate": 2.5}}}}
+    _common.link_pipeline(r)
+    assert p["ratio_to_a"] == 20 and p["targets"][0]["status"] == "PASS"
+    del r["configs"]
+    j, m = _common.save_results(r, tmp_path / "res.json")
+    assert json.loads(j.read_text())["pipeline"]["quick"]["epochs_total"] == 500
+    md = m.read_text()
+    assert "| c/a >= 6 | 7 | 6 | **PASS** | +17% |" in md and "warm rebuild < 15 s [quick]" in md and "## Pipeline (quick)" in md
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="must name a .json file"): _common.save_results(r, tmp_path / "res.txt")
+
+
+def test_touch_value_replaces_or_appends(tmp_path):
+    src = tmp_path / "a.yaml"; src.write_text("# comment\nmodel: vae\nseed: 42\n")
+    assert pipeline.touch_value(src, tmp_path / "b.yaml", "seed", "43") == "42"
+    assert (tmp_path / "b.yaml").read_text() == "# comment\nmodel: vae\nseed: 43\n"
+    assert pipeline.touch_value(src, tmp_path / "c.yaml", "lr", "0.002") is None
+    assert (tmp_path / "c.yaml").read_text().endswith("seed: 42\nlr: 0.002\n")
+
+
+def test_run_rejects_bad_arguments():
+    with pytest.raises(SystemExit): run.parse_args(["--epochs", "0"])
+    with pytest.raises(SystemExit): run.parse_args(["--K", "8", "0"])
+    a = run.parse_args(["--quick"])
+    assert (a.epochs, a.repeats, a.K) == (8, 2, [8])
+
+
+def test_epochs_trained_counts_runs_sweeps_and_searches(tmp_path):
+    (tmp_path / "vae").mkdir(); (tmp_path / "sweep").mkdir(); (tmp_path / "search").mkdir(); (tmp_path / ".tmp-x").mkdir()
+    (tmp_path / "vae" / "history.json").write_text(json.dumps([{"seconds": 0.5}, {"seconds": 0.25}]))
+    (tmp_path / "vae" / "cache.json").write_text(json.dumps({"runner_seconds": 3.0}))
+    (tmp_path / "sweep" / "cells.json").write_text(json.dumps([{"epochs": 10}, {"epochs": 7}]))
+    (tmp_path / "prob").mkdir(); (tmp_path / "prob" / "points.json").write_text(json.dumps([{"epochs": 4}]))
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "search" / "trials.json").write_text(json.dumps([{"user_attrs_epochs": 5}, {"user_attrs_epochs": None}]))
+    (tmp_path / ".tmp-x" / "history.json").write_text(json.dumps([{}] * 100))
+    total, per = pipeline.epochs_trained(tmp_path)
+    assert total == 2 + 17 + 4 + 5 and set(per) == {"vae", "sweep", "prob", "search", "odd"}
+    assert per["odd"]["epochs"] == 0 and "unknown" in per["odd"]["kind"]
+    assert per["vae"] == {"kind": "train", "epochs": 2, "train_seconds": 0.75, "notebook_seconds": 3.0}
+    assert "1 without an epoch count" in per["search"]["kind"]
