@@ -24,6 +24,8 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0); os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600 files; give results the usual permissions
         with os.fdopen(fd, "w") as fh: fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -151,16 +153,17 @@ def render_markdown(r: dict) -> str:
         L += [f"## Config `{name}`: {c['description']}", ""]
         rows = []
         for key, v in c["contenders"].items():
-            rows.append([f"({key[0]}) {v['label']}", v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}",
+            rows.append([f"({key[0]}) {v['label']}", v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}", v.get("rate_cpu"),
                          v.get("ceiling_fraction"), None if v.get("final_val_loss") is None else f"{v['final_val_loss']:.4f}"])
-        L += _table(["contender", "epochs/s (median)", "range over repeats", "fraction of FLOP ceiling",
-                     "val loss after the last repeat (per sample)"], rows)
+        L += _table(["contender", "epochs/s (median)", "range over repeats", "epochs per CPU-second (median)",
+                     "fraction of FLOP ceiling", "val loss after the last repeat (per sample)"], rows)
         vec = c.get("vectorized")
         if vec and vec.get("available"):
-            rows = [[k, v.get("epochs", r.get("settings", {}).get("epochs")), v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}", v.get("ratio_to_c"), v.get("ceiling_fraction")]
-                    for k, v in vec["by_K"].items()]
+            rows = [[k, v.get("epochs", r.get("settings", {}).get("epochs")), v["rate"], f"{_f(v['rate_min'])}–{_f(v['rate_max'])}",
+                     v.get("rate_cpu"), v.get("ratio_to_c"), v.get("ceiling_fraction")] for k, v in vec["by_K"].items()]
             L += ["(d) vectorized training, one process, one thread (`moons_vae.vectorized.fit_many`):", ""]
-            L += _table(["K (models at once)", "epochs", "model-epochs/s (median)", "range", "d/c", "fraction of FLOP ceiling"], rows)
+            L += _table(["K (models at once)", "epochs", "model-epochs/s (median)", "range", "per CPU-second", "d/c",
+                         "fraction of FLOP ceiling"], rows)
         elif vec:
             L += [f"(d) vectorized training: **not available** ({vec.get('reason')}).", ""]
         ce = c.get("ceiling")
@@ -173,6 +176,10 @@ def render_markdown(r: dict) -> str:
             pr = c.get("paired_ratios", {})
             L += ["Ratios (of the medians; in brackets the median of the ratios within each repeat): "
                   + ", ".join(f"{k} = **{_f(v)}**" + (f" [{_f(pr[k])}]" if k in pr else "") for k, v in rt.items() if v is not None), ""]
+            cr = c.get("cpu_ratios")
+            if cr:
+                L += ["Ratios of the CPU time of this process (one thread: close to what each call would take without "
+                      "other jobs on the machine): " + ", ".join(f"{k} = {_f(v)}" for k, v in cr.items() if v is not None), ""]
     sw = r.get("sweep")
     if sw:
         L += ["## 64-configuration β × eps_w sweep", ""]
@@ -207,6 +214,11 @@ def render_markdown(r: dict) -> str:
         L += [f"Epochs trained (training runs: len(history.json); sweeps: their rows; searches: trials with an epoch count): {p['epochs_total']}; pipeline epochs/s (cold) = "
               f"**{_f(p['pipeline_epochs_per_s'])}**" + (f"; (a) Lightning reference loop: {_f(p['a_epochs_per_s'])} epochs/s "
               f"(from {p['a_source']}) → ratio {_f(p['ratio_to_a'])}" if p.get("a_epochs_per_s") else "") + ".", ""]
+    if r.get("pipeline") and r.get("machine"):
+        L += ["The pipeline and (a) come from different runs, so this ratio compares absolute figures taken under "
+              "different loads (load average at the start of run.py: "
+              f"{_loads(r['machine'].get('loadavg_at_start'))}; of each pipeline run: "
+              + ", ".join(f"{k} {_loads(p.get('machine', {}).get('loadavg_at_start'))}" for k, p in r["pipeline"].items()) + ").", ""]
     t = r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
     if t:
         L += ["## Targets", ""]
