@@ -12,6 +12,11 @@ each written atomically. Targets: pipeline epochs/s >= 10x (a); warm rebuild < 1
 
     .venv/bin/python benchmarks/pipeline.py                  # all params/*.yaml, full fidelity (several minutes)
     .venv/bin/python benchmarks/pipeline.py --profile quick  # with a `moons-vae run --profile`
+
+With --runs-dir (and --data-dir) the phases run in those folders instead of a temporary one, so a cold measurement
+can also be the real full run that the book is built from (`moons-vae report` afterwards finds every run cached).
+The runs folder must then hold no finished run and the search folder beside the data folder no study (else the
+"cold" time would not be cold); a last phase, `restore`, reruns the touched experiment with its own params file.
 """
 from __future__ import annotations
 
@@ -103,7 +108,10 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="passed to `moons-vae run --workers` (default: its own default)")
     p.add_argument("--profile", default=None, help="passed to `moons-vae run --profile` (default: none, full fidelity)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (runs, data, logs) and print where it is")
+    p.add_argument("--runs-dir", default=None, help="run in this runs folder instead of a temporary one (must hold no finished run)")
+    p.add_argument("--data-dir", default=None, help="with --runs-dir: the data folder (default: data); its search/ sibling must hold no study")
     a = p.parse_args(argv)
+    if a.data_dir and not a.runs_dir: p.error("--data-dir needs --runs-dir")
     m = re.fullmatch(r"([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.+)", a.change)
     if not m: p.error(f"--change={a.change!r} must look like FILE:KEY=VALUE, e.g. vae.yaml:seed=43")
     change_file, change_key, change_value = m.groups()
@@ -118,6 +126,13 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="moons_vae_pipeline_"))
     runs, data, logs, changed_dir = tmp / "runs", tmp / "data", tmp / "logs", tmp / "changed"
+    if a.runs_dir:
+        runs, data = Path(a.runs_dir).resolve(), Path(a.data_dir or "data").resolve()
+        studies = sorted((data.parent / "search").glob("*.db"))
+        if snapshot(runs) or studies:
+            shutil.rmtree(tmp)
+            p.error(f"not a cold start: {runs} holds finished runs {sorted(snapshot(runs))} or {data.parent / 'search'} "
+                    f"holds studies {[x.name for x in studies]}; empty them first")
     logs.mkdir(); changed_dir.mkdir()
     base = [str(moons_vae), "run", "--runs-dir", str(runs), "--data-dir", str(data), "--quiet"]
     if a.workers is not None: base += ["--workers", str(a.workers)]
@@ -140,6 +155,10 @@ def main(argv=None) -> int:
         phases["changed"]["change"] = f"{change_file}: {change_key} {old} -> {change_value}"
         phases["changed"]["epochs"] = sum(r["epochs"] for k, r in epochs_trained(runs)[1].items() if k in phases["changed"]["ran_names"])
         print(f"    {phases['changed']['seconds']:.1f} s, ran {phases['changed']['ran_names']}, exit code {phases['changed']['returncode']}", flush=True)
+        if a.runs_dir:   # put the real experiment back
+            print(f"  restore: {shlex.join(cmd)}", flush=True)
+            phases["restore"] = run_phase("restore", cmd, runs, logs)
+            print(f"    {phases['restore']['seconds']:.1f} s, ran {phases['restore']['ran_names']}, exit code {phases['restore']['returncode']}", flush=True)
     finally:
         if a.keep: print(f"kept {tmp}")
         else: shutil.rmtree(tmp, ignore_errors=True)

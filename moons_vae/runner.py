@@ -27,9 +27,9 @@ from .experiment import validate_params
 from .train import write_json_atomic, replace_dir
 
 # %% auto #0
-__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
-           'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash', 'page_cached',
-           'execute_page', 'run_experiments', 'summary_table']
+__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'code_hash',
+           'content_hash', 'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash',
+           'page_cached', 'execute_page', 'run_experiments', 'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
@@ -89,16 +89,22 @@ def read_params_file(path:str|Path, root:str|Path=".", profile:dict|None=None) -
     return Experiment(path.stem, path, notebook, params)
 
 # %% ../nbs/10_runner.ipynb #c007
-def content_hash(exp:Experiment, root:str|Path=".", package_dir:str|Path|None=None) -> str:
-    "SHA-256 of the experiment's params, notebook, package source and lock file."
+def code_hash(root:str|Path=".", package_dir:str|Path|None=None) -> str:
+    "SHA-256 of the package source and the lock file: what every result depends on besides its notebook and params."
     h = hashlib.sha256()
-    h.update(json.dumps(exp.params, sort_keys=True, default=str).encode())
-    h.update(Path(exp.notebook).read_bytes())
     pkg = Path(package_dir or Path(moons_vae.__file__).parent)
     for f in sorted(pkg.rglob("*.py")):
         h.update(str(f.relative_to(pkg)).encode()); h.update(f.read_bytes())
     lock = Path(root) / "requirements.lock"
     if lock.is_file(): h.update(lock.read_bytes())
+    return h.hexdigest()
+
+def content_hash(exp:Experiment, root:str|Path=".", package_dir:str|Path|None=None) -> str:
+    "SHA-256 of the experiment's params, notebook, package source and lock file."
+    h = hashlib.sha256()
+    h.update(json.dumps(exp.params, sort_keys=True, default=str).encode())
+    h.update(Path(exp.notebook).read_bytes())
+    h.update(code_hash(root, package_dir).encode())
     return h.hexdigest()
 
 def cached(exp:Experiment, runs_dir:str|Path) -> bool:

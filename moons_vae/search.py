@@ -279,6 +279,7 @@ def make_objective(fixed:dict, # RunConfig values that every trial uses
             value = row["val_recon"] / dims
             trial.report(value, row["epoch"])
             if trial.should_prune():
+                trial.set_user_attr("epochs", row["epoch"])   # pruned trials count their epochs too
                 raise optuna.TrialPruned(f"val MSE {value:.4g} at epoch {row['epoch']} is above the median of earlier trials")
         try: history = fit(model, data, cfg, progress=False, callback=report)
         except TrainingDiverged as e:

@@ -23,8 +23,8 @@ from .models import ModelConfig, build_model, VAE
 from .loss import model_loss
 
 # %% auto #0
-__all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'fit',
-           'write_json_atomic', 'replace_dir', 'save_run', 'load_run']
+__all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'AdamStep',
+           'fit', 'write_json_atomic', 'replace_dir', 'save_run', 'load_run']
 
 # %% ../nbs/03_train.ipynb #c005
 def _spec(default, kind, allowed=None, check=None, doc=""):
@@ -129,7 +129,30 @@ def make_model(cfg:RunConfig) -> VAE:
     seed_everything(cfg.seed)
     return build_model(cfg.model_config())
 
-# %% ../nbs/03_train.ipynb #c012
+# %% ../nbs/03_train.ipynb #c013
+class AdamStep:
+    "Adam on `params` through the fused kernel where the device has one (else `torch.optim.Adam`); `opt` carries the lr."
+    def __init__(self, params:list, lr:float, device:torch.device):
+        self.params, self.fused = list(params), device.type in ("cpu", "cuda")
+        self.opt = torch.optim.Adam(self.params, lr=lr, fused=self.fused)
+        if self.fused:
+            for p in self.params: p.grad = torch.zeros_like(p)   # persistent: backward accumulates into zeroed buffers
+            self.grads = [p.grad for p in self.params]
+            self.m1, self.m2 = ([torch.zeros_like(p) for p in self.params] for _ in range(2))
+            self.step_t = torch.zeros((), dtype=torch.float32, device=device)
+
+    def zero_grad(self):
+        if self.fused: torch._foreach_zero_(self.grads)
+        else: self.opt.zero_grad(set_to_none=True)
+
+    def step(self):
+        if not self.fused: return self.opt.step()
+        self.step_t.add_(1)
+        torch._fused_adam_(self.params, self.grads, self.m1, self.m2, [], [self.step_t] * len(self.params),
+                           lr=self.opt.param_groups[0]["lr"], beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+                           amsgrad=False, maximize=False)
+
+# %% ../nbs/03_train.ipynb #c016
 def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         callback=None, # called with each epoch's history row; may raise to stop (e.g. an Optuna prune)
        ) -> list[dict]:
@@ -140,8 +163,9 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     n, cond, latent = len(train["x"]), model.cond_key, model.config.latent_dim
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     val_noise = torch.randn(len(val["x"]), latent, generator=torch.Generator(device=dev).manual_seed(cfg.seed + 1), device=dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience)
+    params = list(model.parameters())
+    adam = AdamStep(params, cfg.lr, dev)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(adam.opt, factor=cfg.lr_factor, patience=cfg.lr_patience)
     best, best_state, since_best, history = math.inf, None, 0, []
     bar = tqdm(range(1, cfg.max_epochs + 1), disable=not progress, desc=f"{cfg.model} fit", unit="epoch", leave=False)
     for epoch in bar:
@@ -152,10 +176,10 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
             b = {k: v[idx] for k, v in train.items()}
             noise = torch.randn(len(idx), latent, generator=gen, device=dev)
             loss = model_loss(model(b["x"], b[cond] if cond else None, noise=noise), b, cfg.beta)
-            opt.zero_grad(set_to_none=True)
+            adam.zero_grad()
             loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
-            opt.step()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+            adam.step()
             sums += torch.stack([loss.total, loss.recon, loss.kl]).detach() * len(idx)
         model.eval()
         with torch.no_grad():
@@ -164,7 +188,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         if not all(math.isfinite(x) for x in values.values()):
             raise TrainingDiverged(epoch, values, history[-1] if history else None)
         sched.step(values["val_loss"])
-        history.append(dict(epoch=epoch, **values, lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0))
+        history.append(dict(epoch=epoch, **values, lr=adam.opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0))
         if values["val_loss"] < best:
             best, since_best = values["val_loss"], 0
             best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
@@ -175,7 +199,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     model.load_state_dict(best_state)
     return history
 
-# %% ../nbs/03_train.ipynb #c022
+# %% ../nbs/03_train.ipynb #c026
 def _json_default(o):
     if hasattr(o, "tolist"): return o.tolist()
     if isinstance(o, Path): return str(o)
