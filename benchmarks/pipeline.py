@@ -45,30 +45,52 @@ def snapshot(runs: Path) -> dict:
     return out
 
 
+REF_TRAIN_POINTS = 1200   # training points of the tuned config's epoch, the unit of (a)
+
+
+def _train_points(n_samples) -> float:
+    "Training points of a data set of n_samples (the 60/20/20 split)."
+    return 0.6 * float(n_samples or 2000)
+
+
 def epochs_trained(runs: Path) -> tuple[int, dict]:
     """Epochs trained per top-level run folder and in total. A training run counts len(history.json) (and the seconds
     inside its epochs, the sum of the history's `seconds`); a sweep the `epochs` of every row of cells.json or points.json; a search
     the `epochs` user attribute of its trials in trials.json (pruned trials do not record theirs, so a search is
-    under-counted). `notebook_seconds` is the runner's wall time for the whole notebook (cache.json)."""
+    under-counted, which only happens for studies recorded before pruned trials stored theirs). `notebook_seconds` is the
+    runner's wall time for the whole notebook (cache.json). `point_epochs` re-expresses the epochs in epochs of
+    REF_TRAIN_POINTS training points, the size of (a)'s epoch: an epoch of the dataset sweep's n = 20000 cells is 10 of them."""
     per = {}
     for d in sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")):
         row = {}
         if (d / "history.json").is_file():
             h = json.loads((d / "history.json").read_text())
-            row = dict(kind="train", epochs=len(h), train_seconds=round(sum(r.get("seconds", 0.0) for r in h), 2))
+            n = json.loads((d / "config.json").read_text()).get("n_samples") if (d / "config.json").is_file() else None
+            row = dict(kind="train", epochs=len(h), train_seconds=round(sum(r.get("seconds", 0.0) for r in h), 2),
+                       point_epochs=len(h) * _train_points(n) / REF_TRAIN_POINTS)
         elif (d / "cells.json").is_file() or (d / "points.json").is_file():
             cells = json.loads(((d / "cells.json") if (d / "cells.json").is_file() else (d / "points.json")).read_text())
-            row = dict(kind=f"sweep ({len(cells)} models)", epochs=sum(int(c.get("epochs") or 0) for c in cells), train_seconds=None)
+            row = dict(kind=f"sweep ({len(cells)} models)", epochs=sum(int(c.get("epochs") or 0) for c in cells), train_seconds=None,
+                       point_epochs=sum(int(c.get("epochs") or 0) * _train_points(c.get("n_samples")) for c in cells) / REF_TRAIN_POINTS)
         elif (d / "trials.json").is_file():
             trials = json.loads((d / "trials.json").read_text())
             ep = [t.get("user_attrs_epochs") for t in trials]
             done = [int(e) for e in ep if isinstance(e, (int, float)) and e == e]
+            n = json.loads((d / "config.json").read_text()).get("n_samples") if (d / "config.json").is_file() else None
             row = dict(kind=f"search ({len(trials)} trials, {len(trials) - len(done)} without an epoch count)",
-                       epochs=sum(done), train_seconds=None)
-        else: row = dict(kind="unknown layout: epochs not counted", epochs=0, train_seconds=None)
+                       epochs=sum(done), train_seconds=None, point_epochs=sum(done) * _train_points(n) / REF_TRAIN_POINTS)
+        else: row = dict(kind="unknown layout: epochs not counted", epochs=0, train_seconds=None, point_epochs=0.0)
         if (d / "cache.json").is_file(): row["notebook_seconds"] = json.loads((d / "cache.json").read_text()).get("runner_seconds")
         per[d.name] = row
     return sum(r["epochs"] for r in per.values()), per
+
+
+def set_counts(pipe: dict, total: int, per: dict) -> None:
+    "Store the epoch counts of the cold phase and the rates they give in a pipeline entry, in place."
+    cold = pipe["phases"]["cold"]["seconds"]
+    points = sum(r.get("point_epochs") or 0.0 for r in per.values())
+    pipe.update(epochs_total=total, epochs_per_run=per, pipeline_epochs_per_s=total / cold,
+                point_epochs_total=points, pipeline_point_epochs_per_s=points / cold)
 
 
 def touch_value(src: Path, dest: Path, key: str, value: str) -> str:
@@ -108,10 +130,26 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="passed to `moons-vae run --workers` (default: its own default)")
     p.add_argument("--profile", default=None, help="passed to `moons-vae run --profile` (default: none, full fidelity)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (runs, data, logs) and print where it is")
+    p.add_argument("--recount", action="store_true", help="run nothing: recount the epochs of the saved entry (--profile, default full) "
+                   "from the run folders of --runs-dir, which must be the ones that entry's cold phase wrote")
     p.add_argument("--runs-dir", default=None, help="run in this runs folder instead of a temporary one (must hold no finished run)")
     p.add_argument("--data-dir", default=None, help="with --runs-dir: the data folder (default: data); its search/ sibling must hold no study")
     a = p.parse_args(argv)
     if a.data_dir and not a.runs_dir: p.error("--data-dir needs --runs-dir")
+    if a.recount:
+        if not a.runs_dir: p.error("--recount needs --runs-dir")
+        results = load_results(a.out)
+        pipe = (results.get("pipeline") or {}).get(a.profile or "full")
+        if not pipe: p.error(f"{a.out} has no pipeline entry {a.profile or 'full'!r} to recount")
+        total, per = epochs_trained(Path(a.runs_dir))
+        if sorted(per) != sorted(pipe["epochs_per_run"]):
+            p.error(f"--runs-dir holds {sorted(per)}, the entry counted {sorted(pipe['epochs_per_run'])}: not the same runs")
+        for k, row in per.items(): row["notebook_seconds"] = pipe["epochs_per_run"][k].get("notebook_seconds")   # the cold run's
+        set_counts(pipe, total, per)
+        link_pipeline(results)
+        j, md = save_results(results, a.out)
+        print(f"recounted: {total} epochs, {pipe['point_epochs_total']:.0f} epochs of {REF_TRAIN_POINTS} points; wrote {j} and {md}")
+        return 0
     m = re.fullmatch(r"([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.+)", a.change)
     if not m: p.error(f"--change={a.change!r} must look like FILE:KEY=VALUE, e.g. vae.yaml:seed=43")
     change_file, change_key, change_value = m.groups()
@@ -165,14 +203,14 @@ def main(argv=None) -> int:
 
     results = load_results(a.out)
     cold = phases["cold"]["seconds"]
-    rate = epochs_total / cold
     results["pipeline"] = pipes = results.get("pipeline") if isinstance(results.get("pipeline"), dict) else {}
     if "phases" in pipes: pipes = results["pipeline"] = {}   # an older single-entry layout
     pipes[a.profile or "full"] = pipe = dict(
         command=shlex.join([".venv/bin/python", "benchmarks/pipeline.py", *(sys.argv[1:] if argv is None else argv)]),
         date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_info(), params_files=[x.name for x in params],
-        workers=a.workers, profile=a.profile, phases=phases, epochs_total=epochs_total, epochs_per_run=per_run,
-        pipeline_epochs_per_s=rate)
+        workers=a.workers, profile=a.profile, phases=phases)
+    set_counts(pipe, epochs_total, per_run)
+    rate = pipe["pipeline_epochs_per_s"]
     link_pipeline(results)
     a_rate = pipe["a_epochs_per_s"]
     bad = [k for k, v in phases.items() if v["returncode"] != 0]

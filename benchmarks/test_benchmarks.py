@@ -86,7 +86,7 @@ def test_epochs_trained_counts_runs_sweeps_and_searches(tmp_path):
     (tmp_path / "vae").mkdir(); (tmp_path / "sweep").mkdir(); (tmp_path / "search").mkdir(); (tmp_path / ".tmp-x").mkdir()
     (tmp_path / "vae" / "history.json").write_text(json.dumps([{"seconds": 0.5}, {"seconds": 0.25}]))
     (tmp_path / "vae" / "cache.json").write_text(json.dumps({"runner_seconds": 3.0}))
-    (tmp_path / "sweep" / "cells.json").write_text(json.dumps([{"epochs": 10}, {"epochs": 7}]))
+    (tmp_path / "sweep" / "cells.json").write_text(json.dumps([{"epochs": 10, "n_samples": 20000}, {"epochs": 7, "n_samples": 200}]))
     (tmp_path / "prob").mkdir(); (tmp_path / "prob" / "points.json").write_text(json.dumps([{"epochs": 4}]))
     (tmp_path / "odd").mkdir()
     (tmp_path / "search" / "trials.json").write_text(json.dumps([{"user_attrs_epochs": 5}, {"user_attrs_epochs": None}]))
@@ -94,5 +94,6 @@ def test_epochs_trained_counts_runs_sweeps_and_searches(tmp_path):
     total, per = pipeline.epochs_trained(tmp_path)
     assert total == 2 + 17 + 4 + 5 and set(per) == {"vae", "sweep", "prob", "search", "odd"}
     assert per["odd"]["epochs"] == 0 and "unknown" in per["odd"]["kind"]
-    assert per["vae"] == {"kind": "train", "epochs": 2, "train_seconds": 0.75, "notebook_seconds": 3.0}
+    assert per["vae"] == {"kind": "train", "epochs": 2, "train_seconds": 0.75, "notebook_seconds": 3.0, "point_epochs": 2.0}
+    assert per["sweep"]["point_epochs"] == 10 * 10 + 7 * 0.1      # epochs of 1200 training points: n = 20000 -> 10, n = 200 -> 0.1
     assert "1 without an epoch count" in per["search"]["kind"]

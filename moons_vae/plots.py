@@ -14,7 +14,8 @@ from .data import make_moons_with_position
 
 # %% auto #0
 __all__ = ['MOON_COLORS', 'plot_data', 'plot_dataset_gallery', 'plot_reconstructions', 'plot_samples', 'plot_history', 'embed_2d',
-           'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim']
+           'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim', 'plot_grid_heatmaps',
+           'plot_beta_eps_plane', 'plot_width_curves']
 
 # %% ../nbs/05_plots.ipynb #c005
 MOON_COLORS = ("#1f77b4", "#ff7f0e")
@@ -145,4 +146,56 @@ def plot_kl_per_dim(kl:list, kl_sampled:list|None=None, title:str="KL per latent
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=np.asarray(kl)[order], name="loss KL: N(μ, σ²)"))
     if kl_sampled is not None: fig.add_trace(go.Bar(x=[f"z{i}" for i in order], y=np.asarray(kl_sampled)[order], name="sampled: N(μ, ε_w²σ²)"))
     fig.update_layout(title=title + " (sorted)", yaxis_type="log", height=330, barmode="group", xaxis_title="latent dimension", yaxis_title="nats")
+    return fig
+
+# %% ../nbs/05_plots.ipynb #c019
+def plot_grid_heatmaps(agg, # one row per (model, n_samples, noise): the metric's mean and spread over seeds
+                       metric:str, sd:str, title:str, log:bool=True) -> go.Figure:
+    "One heatmap per model of `metric` over n_samples × noise, each cell annotated with mean ± spread."
+    models = list(dict.fromkeys(agg["model"]))
+    fig = make_subplots(1, len(models), subplot_titles=models, horizontal_spacing=0.12)
+    for j, m in enumerate(models, 1):
+        a = agg[agg["model"] == m]
+        z = a.pivot(index="n_samples", columns="noise", values=metric)
+        s = a.pivot(index="n_samples", columns="noise", values=sd).fillna(0)
+        text = [[f"{v:.3g}±{e:.1g}" for v, e in zip(zr, sr)] for zr, sr in zip(z.values, s.values)]
+        fig.add_trace(go.Heatmap(z=np.log10(z.values) if log else z.values, x=[str(c) for c in z.columns], y=[str(i) for i in z.index],
+                                 text=text, texttemplate="%{text}", hovertemplate="n=%{y}, noise=%{x}: %{text}<extra></extra>",
+                                 coloraxis="coloraxis"), 1, j)
+    fig.update_layout(title=title, coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10" if log else "")), height=380)
+    fig.update_xaxes(title_text="noise"); fig.update_yaxes(title_text="n_samples", type="category")
+    return fig
+
+def plot_beta_eps_plane(points, # one row per trained model: model, beta, eps_w, recon_mse_mean, collapsed (kl, latent_share optional)
+                        title:str="Test MSE (colour) and collapse (×) over β × eps_w") -> go.Figure:
+    "The β–eps_w plane per model: colour = log10 test MSE, a cross = posterior collapse (a diverged model counts as collapsed)."
+    models = list(dict.fromkeys(points["model"]))
+    fig = make_subplots(1, len(models), subplot_titles=models, shared_yaxes=True)
+    for j, m in enumerate(models, 1):
+        a = points[points["model"] == m]
+        for flag, sym in ((False, "circle"), (True, "x")):
+            s = a[a["collapsed"].fillna(True).astype(bool) == flag]
+            text = [f"MSE {v:.3g}, KL {k:.3g}, share {sh:.2f}" for v, k, sh in zip(s["recon_mse_mean"], s.get("kl", s["recon_mse_mean"] * np.nan),
+                                                                               s.get("latent_share", s["recon_mse_mean"] * np.nan))]
+            fig.add_trace(go.Scatter(x=s["beta"], y=s["eps_w"], mode="markers", name="collapsed" if flag else "not collapsed", showlegend=j == 1,
+                                     marker=dict(symbol=sym, size=9, color=np.log10(s["recon_mse_mean"]), coloraxis="coloraxis"),
+                                     text=text, hovertemplate="β=%{x:.3g}, eps_w=%{y:.3g}: %{text}<extra></extra>"), 1, j)
+    fig.update_xaxes(type="log", title_text="β"); fig.update_yaxes(type="log", title_text="eps_w", col=1)
+    fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10 MSE")), height=430, title=title)
+    return fig
+
+def plot_width_curves(curves, # `moons_vae.studies.width_curves` rows: model, dim, width, mean, sd, values
+                      title:str="Test MSE when one width changes") -> go.Figure:
+    "Mean ± sd of the metric along each varied width (log axes), one panel per width, one line per model."
+    dims, models = list(dict.fromkeys(curves["dim"])), list(dict.fromkeys(curves["model"]))
+    fig = make_subplots(1, len(dims), subplot_titles=dims, shared_yaxes=True)
+    for j, d in enumerate(dims, 1):
+        for m in models:
+            c = curves[(curves["dim"] == d) & (curves["model"] == m)].sort_values("width")
+            fig.add_trace(go.Scatter(x=c["width"], y=c["mean"], error_y=dict(array=c["sd"].fillna(0)), mode="lines+markers", name=m,
+                                     showlegend=j == 1, text=[", ".join(f"{v:.3g}" for v in vs) for vs in c["values"]],
+                                     hovertemplate=f"{d}=%{{x}}: mean %{{y:.4g}} (seeds: %{{text}})<extra>{m}</extra>"), 1, j)
+    fig.update_xaxes(type="log", tickvals=sorted(set(int(w) for w in curves["width"])), title_text="width")
+    fig.update_yaxes(type="log", title_text="test MSE", col=1)
+    fig.update_layout(height=400, title=title)
     return fig

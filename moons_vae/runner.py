@@ -38,6 +38,7 @@ VALIDATORS = {  # notebook file name -> "module:function" that raises on bad par
     "search.ipynb": "moons_vae.studies:validate_search_params",
     "sweep_data.ipynb": "moons_vae.studies:validate_sweep_params",
     "sweep_prob.ipynb": "moons_vae.studies:validate_sweep_params",
+    "sweep_arch.ipynb": "moons_vae.studies:validate_sweep_params",
 }
 
 def _validator(notebook_name:str):

@@ -14,8 +14,9 @@ from .experiment import NOTEBOOK_OPTIONS, check_options
 from .search import REFERENCE_SPACE, check_space
 
 # %% auto #0
-__all__ = ['SEARCH_OPTIONS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name', 'default_storage',
-           'validate_sweep_params', 'train_group', 'run_groups', 'chunks', 'log_uniform_points']
+__all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name',
+           'default_storage', 'validate_sweep_params', 'train_group', 'run_groups', 'chunks', 'width_groups',
+           'width_curves', 'log_uniform_points']
 
 # %% ../nbs/13_studies.ipynb #c005
 SEARCH_OPTIONS = {  # name: (type, default, allowed, check)
@@ -54,6 +55,7 @@ def default_storage(data_dir:str|Path, name:str) -> str:
     return f"sqlite:///{p}"
 
 # %% ../nbs/13_studies.ipynb #c008
+ARCH_DIMS = ("encoder_hidden", "latent_dim", "decoder_hidden")   # the widths the architecture sweep varies
 SWEEP_OPTIONS = {
     "models": (list, ["vae", "cvae"], "a non-empty list of vae, cvae, contvae",
                lambda v: len(v) > 0 and all(x in ("vae", "cvae", "contvae") for x in v)),
@@ -69,6 +71,10 @@ SWEEP_OPTIONS = {
     "eps_w_range": (list, [0.001, 1.0], "[low, high] with 0 < low < high",
                     lambda v: len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) and 0 < v[0] < v[1]),
     "sweep_seed": (int, 42, ">= 0", lambda v: v >= 0),
+    "arch_dims": (list, list(ARCH_DIMS), f"a non-empty list of distinct names among {', '.join(ARCH_DIMS)}",
+                  lambda v: len(v) > 0 and len(set(v)) == len(v) and all(x in ARCH_DIMS for x in v)),
+    "widths": (list, [2, 4, 8, 16, 32, 64, 128], "a non-empty list of distinct ints >= 1",
+               lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)),
     "workers": (int, 2, ">= 1", lambda v: v >= 1),
 }
 
@@ -129,6 +135,40 @@ def chunks(items:list, size:int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 # %% ../nbs/13_studies.ipynb #c014
+def width_groups(fixed:dict, # RunConfig values shared by every configuration (the base architecture among them)
+                 dims, # names among ARCH_DIMS to vary
+                 widths, # the values each of them takes
+                 seeds, # one member per seed in every group
+                 models=("vae",), # model kinds
+                ) -> list[list[dict]]:
+    "Groups (one per distinct architecture and model, its members the seeds) of a one-width-at-a-time sweep."
+    base = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).to_dict()
+    seen, groups = set(), []
+    for m in models:
+        for d in dims:
+            for w in widths:
+                arch = {**{k: base[k] for k in ARCH_DIMS}, d: w}
+                key = (m, *(arch[k] for k in ARCH_DIMS))
+                if key in seen: continue
+                seen.add(key)
+                groups.append([{**fixed, "model": m, **arch, "seed": s} for s in seeds])
+    return groups
+
+def width_curves(rows:list[dict], fixed:dict, dims, metric:str="recon_mse_mean") -> list[dict]:
+    "Mean, spread and count over seeds of `metric` along each varied width, the other widths at their base values."
+    import pandas as pd
+    base = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).to_dict()
+    df, out = pd.DataFrame(rows), []
+    for d in dims:
+        others = [k for k in ARCH_DIMS if k != d]
+        line = df[np.logical_and.reduce([df[k] == base[k] for k in others])]
+        for (m, w), g in line.groupby(["model", d]):
+            v = g[metric].dropna()
+            out.append({"model": m, "dim": d, "width": int(w), "mean": float(v.mean()) if len(v) else np.nan,
+                        "sd": float(v.std()) if len(v) > 1 else np.nan, "n": int(len(v)), "values": v.tolist()})
+    return out
+
+# %% ../nbs/13_studies.ipynb #c017
 def log_uniform_points(n:int, beta_range, eps_w_range, seed:int=42) -> list[tuple[float, float]]:
     "`n` (beta, eps_w) pairs, each coordinate log-uniform in its range."
     rng = np.random.default_rng(seed)

@@ -26,7 +26,7 @@ def built(tmp_path_factory):
 def test_report_builds_and_points_to_the_site(built):
     book, first, _ = built
     assert "book built: open" in first.stdout and (book / "_build" / "html" / "index.html").is_file()
-    for page in ("report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
+    for page in ("report/intro.html", "report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
                  "runs/vae/run.html", "runs/search_vae/run.html", "library/03_train.html", "theory/vae.html"):
         assert (book / "_build" / "html" / page).is_file(), page
 
@@ -47,5 +47,9 @@ def test_every_page_in_a_real_browser(built):
     assert run.plotly_divs >= 6 and run.plotly_drawn == run.plotly_divs            # the run's figures drew
     assert by_page["theory/vae.html"].mjx_containers > 10                          # the ELBO derivation rendered
     assert by_page["report/claims.html"].plotly_js_loads == 1
+    assert by_page["index.html"].redirect == "report/intro.html"                   # the home page is the introduction
+    for page in ("report/intro.html", "runs/vae/run.html", "report/claims.html"):  # what a reader opens first
+        r = by_page[page]
+        assert r.plotly_drawn >= 1 and r.mjx_containers >= 1 and not r.mjx_errors, (page, r)
     assert all(not r.external_requests for r in reports)
     assert len(reports) >= 40
