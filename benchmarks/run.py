@@ -523,12 +523,19 @@ def make_targets(r: dict) -> list[dict]:
     for name, c in r["configs"].items():
         rt, cr = c["ratios"], c.get("cpu_ratios", {})
         cpu_note = lambda k: f"; by CPU time {cr[k]:.2f}" if cr.get(k) is not None else ""
-        t.append(target(f"c/a >= 6 ({name})", rt.get("c/a"), 6, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a")))
+        frac = (c["contenders"].get("c") or {}).get("ceiling_fraction")
+        cause = (f"; what limits it: fit runs at {frac:.0%} of the FLOP ceiling, each step being ~60 small ops whose dispatch and "
+                 "autograd overhead outweigh the matmuls (benchmarks/profile_fit.py breaks an epoch down)") if frac is not None else ""
+        t.append(target(f"c/a >= 6 ({name})", rt.get("c/a"), 6, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a"), cause=cause))
         t.append(target(f"c/b >= 2 ({name})", rt.get("c/b"), 2, note="fit vs plain DataLoader loop, one thread" + cpu_note("c/b")))
     sw = r.get("sweep")
     if sw is not None:
+        dc = max((v for k, v in r["configs"].get("tuned", {}).get("ratios", {}).items() if k.startswith("d/c")), default=None)
+        cause = (f"; what limits it: two processes can give at most 2 × fit_many's one-thread gain over fit on this config "
+                 f"(best d/c {dc:.2f}, so ≤ {2 * dc:.2f}×), less the pool start-up; fit_many is bound by elementwise work and "
+                 "small batched products") if dc is not None else ""
         t.append(target("64-config sweep >= 3x faster than 64 sequential fits", sw.get("speedup"), 3,
-                        note="fit_many_parallel on both cores vs sequential fit on one" if sw.get("available") else sw.get("reason", "")))
+                        note="fit_many_parallel on both cores vs sequential fit on one" if sw.get("available") else sw.get("reason", ""), cause=cause))
     return t
 
 

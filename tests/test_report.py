@@ -27,7 +27,7 @@ def test_report_builds_and_points_to_the_site(built):
     book, first, _ = built
     assert "book built: open" in first.stdout and (book / "_build" / "html" / "index.html").is_file()
     for page in ("report/intro.html", "report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
-                 "runs/vae/run.html", "runs/search_vae/run.html", "library/03_train.html", "theory/vae.html"):
+                 "runs/vae/run.html", "runs/search_vae/run.html", "runs/sweep_arch/run.html", "library/03_train.html", "theory/vae.html"):
         assert (book / "_build" / "html" / page).is_file(), page
 
 
