@@ -34,6 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_OUT, ROOT, link_pipeline, load_results, machine_info, save_results  # noqa: E402
+from moons_vae.data import SPLIT_FRACTIONS  # noqa: E402
+from moons_vae.train import RunConfig  # noqa: E402
 
 
 def snapshot(runs: Path) -> dict:
@@ -49,8 +51,14 @@ REF_TRAIN_POINTS = 1200   # training points of the tuned config's epoch, the uni
 
 
 def _train_points(n_samples) -> float:
-    "Training points of a data set of n_samples (the 60/20/20 split)."
-    return 0.6 * float(n_samples or 2000)
+    "Training points of a data set of n_samples (RunConfig's default when unknown), by the package's split fractions."
+    return SPLIT_FRACTIONS[0] * float(n_samples or RunConfig().n_samples)
+
+
+def _config_n_samples(run_dir: Path):
+    "n_samples of a run folder's config.json, or None without one."
+    f = run_dir / "config.json"
+    return json.loads(f.read_text()).get("n_samples") if f.is_file() else None
 
 
 def epochs_trained(runs: Path) -> tuple[int, dict]:
@@ -65,9 +73,8 @@ def epochs_trained(runs: Path) -> tuple[int, dict]:
         row = {}
         if (d / "history.json").is_file():
             h = json.loads((d / "history.json").read_text())
-            n = json.loads((d / "config.json").read_text()).get("n_samples") if (d / "config.json").is_file() else None
             row = dict(kind="train", epochs=len(h), train_seconds=round(sum(r.get("seconds", 0.0) for r in h), 2),
-                       point_epochs=len(h) * _train_points(n) / REF_TRAIN_POINTS)
+                       point_epochs=len(h) * _train_points(_config_n_samples(d)) / REF_TRAIN_POINTS)
         elif (d / "cells.json").is_file() or (d / "points.json").is_file():
             cells = json.loads(((d / "cells.json") if (d / "cells.json").is_file() else (d / "points.json")).read_text())
             row = dict(kind=f"sweep ({len(cells)} models)", epochs=sum(int(c.get("epochs") or 0) for c in cells), train_seconds=None,
@@ -76,9 +83,8 @@ def epochs_trained(runs: Path) -> tuple[int, dict]:
             trials = json.loads((d / "trials.json").read_text())
             ep = [t.get("user_attrs_epochs") for t in trials]
             done = [int(e) for e in ep if isinstance(e, (int, float)) and e == e]
-            n = json.loads((d / "config.json").read_text()).get("n_samples") if (d / "config.json").is_file() else None
             row = dict(kind=f"search ({len(trials)} trials, {len(trials) - len(done)} without an epoch count)",
-                       epochs=sum(done), train_seconds=None, point_epochs=sum(done) * _train_points(n) / REF_TRAIN_POINTS)
+                       epochs=sum(done), train_seconds=None, point_epochs=sum(done) * _train_points(_config_n_samples(d)) / REF_TRAIN_POINTS)
         else: row = dict(kind="unknown layout: epochs not counted", epochs=0, train_seconds=None, point_epochs=0.0)
         if (d / "cache.json").is_file(): row["notebook_seconds"] = json.loads((d / "cache.json").read_text()).get("runner_seconds")
         per[d.name] = row
@@ -144,7 +150,8 @@ def main(argv=None) -> int:
         total, per = epochs_trained(Path(a.runs_dir))
         if sorted(per) != sorted(pipe["epochs_per_run"]):
             p.error(f"--runs-dir holds {sorted(per)}, the entry counted {sorted(pipe['epochs_per_run'])}: not the same runs")
-        for k, row in per.items(): row["notebook_seconds"] = pipe["epochs_per_run"][k].get("notebook_seconds")   # the cold run's
+        for k, row in per.items():   # times are the cold run's; a later rerun (restore) must not replace them
+            row.update({t: pipe["epochs_per_run"][k].get(t) for t in ("train_seconds", "notebook_seconds")})
         set_counts(pipe, total, per)
         link_pipeline(results)
         j, md = save_results(results, a.out)
