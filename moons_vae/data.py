@@ -5,6 +5,7 @@
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -16,8 +17,8 @@ import torch
 from sklearn.utils import check_random_state, shuffle as sk_shuffle
 
 # %% auto #0
-__all__ = ['SPLIT_FRACTIONS', 'make_moons_with_position', 'arc_position', 'stratified_split', 'MoonsData', 'cache_path',
-           'load_moons', 'batch_slices']
+__all__ = ['SPLIT_FRACTIONS', 'make_moons_with_position', 'arc_position', 'true_log_density', 'distance_to_arcs',
+           'support_radius', 'stratified_split', 'MoonsData', 'cache_path', 'load_moons', 'batch_slices']
 
 # %% ../nbs/00_data.ipynb #c005
 def _check_moons_args(n_samples, noise):
@@ -50,17 +51,168 @@ def make_moons_with_position(n_samples:int=2000, # total number of points (both 
     return X, y, t
 
 # %% ../nbs/00_data.ipynb #c009
+def _on_arc(s, y):
+    "Points at arc positions `s` of moons `y` (broadcast): (cos πs, sin πs) on moon 0, (1 − cos πs, ½ − sin πs) on moon 1."
+    c, sn = np.cos(np.pi * s), np.sin(np.pi * s)
+    return np.stack([np.where(y == 0, c, 1 - c), np.where(y == 0, sn, .5 - sn)], -1)
+
+def _arcs(resolution):
+    "Positions `s` (resolution,) and the polyline through both noiseless arcs at them: upper arc, then lower (2 resolution, 2)."
+    s = np.linspace(0, 1, resolution)
+    return s, np.concatenate([_on_arc(s, 0), _on_arc(s, 1)])
+
+def _nearest_vertex(X, P):
+    "Index of the row of `P` closest to each point of `X`: brute force, in chunks of points to bound memory."
+    k = np.empty(len(X), dtype=np.intp)
+    step = max(1, 2**16 // max(len(P), 1))  # ~0.5 MB per temporary: stays in cache
+    for i in range(0, len(X), step):
+        x = X[i:i + step]
+        dx = x[:, 0, None] - P[:, 0]; d2 = dx * dx
+        dy = x[:, 1, None] - P[:, 1]; d2 += dy * dy
+        k[i:i + step] = d2.argmin(1)
+    return k
+
 def arc_position(X:np.ndarray, # points (n, 2)
                  resolution:int=2001, # points per arc in the reference polyline
                 ) -> tuple[np.ndarray, np.ndarray]:
     "Arc position in [0, 1] and moon label of the closest point on the noiseless moons."
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2: raise ValueError(f"X must have shape (n, 2), got {X.shape}")
-    s = np.linspace(0, 1, resolution)
-    arcs = np.concatenate([np.c_[np.cos(np.pi*s), np.sin(np.pi*s)], np.c_[1-np.cos(np.pi*s), .5-np.sin(np.pi*s)]])
-    d2 = ((X[:, None, :] - arcs[None]) ** 2).sum(-1)
-    k = d2.argmin(1)
+    s, arcs = _arcs(resolution)
+    k = _nearest_vertex(X, arcs)
     return s[k % resolution], (k >= resolution).astype(np.intp)
+
+# %% ../nbs/00_data.ipynb #c031
+def _sample_process(n:int, # number of points
+                    noise:float, # std of the Gaussian noise
+                    rng:np.random.Generator, # source of randomness
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "`n` i.i.d. draws of the continuous moons process: points (n, 2), moon labels (n,) and arc positions (n,)."
+    y = rng.integers(0, 2, n)
+    t = rng.random(n)
+    return _on_arc(t, y) + rng.normal(scale=noise, size=(n, 2)), y, t
+
+# %% ../nbs/00_data.ipynb #c035
+_DROP = 40.0     # each interval is cut where its integrand has fallen by e^-40
+_CHUNK = 2**15   # points per chunk: memory stays bounded for any number of points
+
+def _polar(x, moon):
+    "Radius and direction of `x` about the circle of arc `moon`, in the frame where the arc spans directions [0, π]."
+    v = x if moon == 0 else np.array([1.0, 0.5]) - x  # the lower arc is the upper one turned by π about (1, ½)
+    return np.hypot(v[:, 0], v[:, 1]), np.arctan2(v[:, 1], v[:, 0])
+
+def _log_interval(a, b, kappa, nodes, weights):
+    "log ∫_a^b exp(-2κ sin²(δ/2)) dδ per row, 0 ≤ a ≤ b ≤ π: Gauss–Legendre up to where the integrand has fallen by e^-40."
+    sin2a = np.sin(a / 2) ** 2
+    with np.errstate(divide="ignore"):  # κ = 0 (a point at the circle's centre): a flat integrand, nothing is cut
+        reach = np.minimum(sin2a + _DROP / (2 * kappa), 1.0)
+    w = np.maximum(np.minimum(b, 2 * np.arcsin(np.sqrt(reach))) - a, 0.0)
+    h = w[:, None] * (1 + nodes) / 4  # (δ - a)/2 at the nodes
+    f = np.exp(-2 * kappa[:, None] * np.sin(h) * np.sin(a[:, None] + h))
+    with np.errstate(divide="ignore"):  # an empty interval contributes log 0 = -inf
+        return np.log(f @ weights * (w / 2)) - 2 * kappa * sin2a
+
+def _log_arc_integral(x, noise, moon, n_nodes):
+    "log ∫_0^1 N(x; a_moon(s), noise² I) ds for points `x` (n, 2), with `n_nodes` Gauss–Legendre nodes per interval."
+    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
+    out = np.empty(len(x))
+    for i in range(0, len(x), _CHUNK):
+        rho, phi = _polar(x[i:i + _CHUNK], moon)
+        kappa = rho / noise**2
+        inside = phi >= 0  # the point's direction lies within the arc
+        first = _log_interval(np.where(inside, 0.0, -phi), np.where(inside, phi, np.pi), kappa, nodes, weights)
+        second = _log_interval(np.where(inside, 0.0, np.pi + phi), np.where(inside, np.pi - phi, np.pi), kappa, nodes, weights)
+        out[i:i + _CHUNK] = np.logaddexp(first, second) - (rho - 1)**2 / (2 * noise**2)
+    return out - np.log(2 * np.pi**2 * noise**2)
+
+# %% ../nbs/00_data.ipynb #c039
+def _check_noise(noise):
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        raise TypeError(f"noise must be a finite number > 0, got {noise!r} ({type(noise).__name__})")
+    if not np.isfinite(noise): raise ValueError(f"noise={noise} must be a finite number > 0")
+    if noise == 0: raise ValueError("noise=0 has no density: without noise every point lies on one of the two arcs, "
+                                    "a set of zero area; noise must be > 0")
+    if noise < 0: raise ValueError(f"noise={noise} must be > 0 (it is a standard deviation)")
+    return float(noise)
+
+def _check_points(x):
+    try: x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError): raise TypeError(f"x must be an array of numbers of shape (n, 2), got {x!r}") from None
+    if x.ndim != 2 or x.shape[1] != 2: raise ValueError(f"x must have shape (n, 2), got shape {x.shape}")
+    bad = np.flatnonzero(~np.isfinite(x).all(1))
+    if len(bad): raise ValueError(f"x must be finite: {len(bad)} of {len(x)} points have NaN or inf coordinates, "
+                                  f"the first is x[{bad[0]}] = {x[bad[0]].tolist()}")
+    return x
+
+def _check_per_point(a, name, n, allowed, ok):
+    try: a = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError): raise TypeError(f"{name} must be an array of numbers, got {a!r}") from None
+    if a.shape != (n,): raise ValueError(f"{name} must have shape ({n},), one value per point of x, got shape {a.shape}")
+    bad = np.flatnonzero(~ok(a))
+    if len(bad): raise ValueError(f"{name} must be {allowed}: {name}[{bad[0]}] = {a[bad[0]]:g} is not "
+                                  f"({len(bad)} of {n} values are not)")
+    return a
+
+def true_log_density(x:np.ndarray, # points (n, 2)
+                     noise:float, # std of the Gaussian noise of the process, > 0
+                     y:np.ndarray|None=None, # moon labels (n,) in {0, 1}: condition on the moon
+                     t:np.ndarray|None=None, # arc positions (n,) in [0, 1]: condition on the position
+                     n_nodes:int|None=None, # Gauss–Legendre nodes per interval (see above); None: 32
+                    ) -> np.ndarray:
+    "Exact log-density (nats, per point) of the moons process with noise std `noise`, or its conditional on `y` and/or `t`."
+    x, noise = _check_points(x), _check_noise(noise)
+    if y is not None: y = _check_per_point(y, "y", len(x), "0 (upper moon) or 1 (lower moon)", lambda a: (a == 0) | (a == 1)).astype(np.intp)
+    if t is not None: t = _check_per_point(t, "t", len(x), "in [0, 1]", lambda a: (a >= 0) & (a <= 1))
+    if n_nodes is None: n_nodes = 32
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
+        raise ValueError(f"n_nodes must be an int >= 2 (Gauss–Legendre nodes per interval) or None, got {n_nodes!r}")
+    log_gauss = lambda mu: -((x - mu)**2).sum(1) / (2 * noise**2) - np.log(2 * np.pi * noise**2)
+    if t is not None and y is not None: return log_gauss(_on_arc(t, y))
+    if t is not None: return np.logaddexp(log_gauss(_on_arc(t, 0)), log_gauss(_on_arc(t, 1))) + np.log(0.5)
+    if y is not None:
+        out = np.empty(len(x))
+        for m in (0, 1): out[y == m] = _log_arc_integral(x[y == m], noise, m, n_nodes)
+        return out
+    return np.logaddexp(_log_arc_integral(x, noise, 0, n_nodes), _log_arc_integral(x, noise, 1, n_nodes)) + np.log(0.5)
+
+# %% ../nbs/00_data.ipynb #c049
+def distance_to_arcs(x:np.ndarray, # points (n, 2)
+                     resolution:int=2001, # points per arc in the reference polyline, as in `arc_position`
+                    ) -> np.ndarray:
+    "Euclidean distance from each point to the closest point of the two noiseless arcs."
+    x = _check_points(x)
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2 (points per arc), got {resolution!r}")
+    _, arcs = _arcs(resolution)
+    d2 = np.full(len(x), np.inf)
+    for P in (arcs[:resolution], arcs[resolution:]):
+        k = _nearest_vertex(x, P)
+        for i, j in ((np.maximum(k - 1, 0), k), (k, np.minimum(k + 1, resolution - 1))):  # the segments beside it
+            A, AB = P[i], P[j] - P[i]
+            AX = x - A
+            L2 = (AB**2).sum(1)
+            u = np.clip(np.divide((AX * AB).sum(1), L2, out=np.zeros(len(x)), where=L2 > 0), 0, 1)
+            d2 = np.minimum(d2, ((AX - u[:, None] * AB)**2).sum(1))
+    return np.sqrt(d2)
+
+# %% ../nbs/00_data.ipynb #c053
+_SUPPORT_DRAWS = 200_000
+
+@functools.lru_cache(maxsize=16)
+def _process_distances(noise:float) -> np.ndarray:
+    "Distances to the arcs of 200 000 draws of the process (seed 0), computed once per noise level."
+    d = distance_to_arcs(_sample_process(_SUPPORT_DRAWS, noise, np.random.default_rng(0))[0])
+    d.flags.writeable = False
+    return d
+
+def support_radius(noise:float, # std of the Gaussian noise of the process, > 0
+                   coverage:float=0.95, # share of the process's points within the radius, in (0, 1)
+                  ) -> float:
+    "Distance to the arcs within which a `coverage` share of the process's points fall (Monte Carlo, fixed seed)."
+    noise = _check_noise(noise)
+    if isinstance(coverage, bool) or not isinstance(coverage, (int, float, np.integer, np.floating)) or not 0 < coverage < 1:
+        raise ValueError(f"coverage={coverage!r} must be a number in (0, 1): the share of points inside the radius")
+    return float(np.quantile(_process_distances(noise), coverage))
 
 # %% ../nbs/00_data.ipynb #c012
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)

@@ -73,9 +73,11 @@ def provenance(cfg:RunConfig, started:float, finished:float|None=None) -> dict:
                 wall_time_s=round(finished - started, 3), platform=platform.platform())
 
 # %% ../nbs/06_experiment.ipynb #c011
-SUMMARY_METRICS = ("recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo", "iwae", "active_units",
-                   "informative_units", "latent_share", "mmd2_samples", "mmd2_floor", "collapsed", "cond_accuracy", "classifier_test_accuracy",
-                   "position_r2", "position_gen_mae")
+SUMMARY_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "test_nll_cond", "test_nll_true_cond", "nll_density",
+                   "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo", "iwae", "mutual_info", "active_units",
+                   "informative_units", "latent_share", "collapsed", "mmd2_samples", "mmd2_floor", "samples_on_support",
+                   "cond_accuracy", "cond_samples_on_support", "classifier_test_accuracy", "position_r2", "position_gen_mae",
+                   "position_gen_mae_chance", "position_spearman")
 
 def metrics_table(metrics:dict):
     "The scalar metrics of a run as a one-column DataFrame, in a fixed order."

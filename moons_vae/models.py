@@ -12,8 +12,8 @@ import torch
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['MODEL_KINDS', 'mlp', 'Encoder', 'Decoder', 'ModelConfig', 'ModelOutput', 'VAE', 'CVAE', 'ContinuousVAE',
-           'build_model']
+__all__ = ['DECODER_LOGVAR_FLOOR', 'DECODER_LOGVAR_SCALE', 'MODEL_KINDS', 'mlp', 'Encoder', 'check_decoder_var', 'Decoder',
+           'ModelConfig', 'ModelOutput', 'VAE', 'CVAE', 'ContinuousVAE', 'build_model']
 
 # %% ../nbs/01_models.ipynb #c005
 def _widths(hidden, name:str) -> tuple[int, ...]:
@@ -40,12 +40,29 @@ class Encoder(nn.Module):
         h = self.net(x)
         return h.split([self.latent_dim, self.latent_dim] + ([self.extra] if self.extra else []), dim=-1)
 
+DECODER_LOGVAR_FLOOR = math.log(1e-4)  # a learned sigma_x^2 stays >= 1e-4 (sigma_x >= 0.01): noise-free data cannot push it to 0
+DECODER_LOGVAR_SCALE = 10.0            # log sigma_x^2 = 10 * stored parameter (see below)
+
+def check_decoder_var(v, name:str="decoder_var"):
+    "`v` if it is a finite number > 0 (as a float) or the string 'learned'; anything else raises, naming it."
+    if isinstance(v, str) and v == "learned": return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}={v!r} is invalid; allowed: a finite number > 0 (the decoder's fixed variance sigma_x^2; "
+                         "0.5 is the reference's squared error) or 'learned'")
+    return float(v)
+
 class Decoder(nn.Module):
-    "MLP from a latent code to the data space, with a linear output."
-    def __init__(self, latent_dim:int, hidden, out_dim:int):
+    "MLP from a latent code to the mean of a Gaussian over the data space; its variance is fixed or a learned parameter."
+    def __init__(self, latent_dim:int, hidden, out_dim:int, var:float|str=0.5):
         super().__init__()
+        self.var = check_decoder_var(var)
         self.net = mlp(latent_dim, hidden, out_dim, "decoder_hidden")
+        if self.var == "learned": self.logvar_raw = nn.Parameter(torch.zeros(out_dim))   # starts at sigma_x^2 = 1
     def forward(self, z:Tensor) -> Tensor: return self.net(z)
+    def logvar(self) -> Tensor | None:
+        "The learned log sigma_x^2 per output coordinate, floored; None for a fixed variance."
+        if self.var != "learned": return None
+        return (DECODER_LOGVAR_SCALE * self.logvar_raw).clamp(min=DECODER_LOGVAR_FLOOR)
 
 # %% ../nbs/01_models.ipynb #c009
 MODEL_KINDS = ("vae", "cvae", "contvae")
@@ -59,6 +76,7 @@ class ModelConfig:
     decoder_hidden: int | list = 128   # width(s) of the decoder's hidden layers
     eps_w: float = 0.1          # weight of the noise in z = mu + eps_w * sigma * eps (1: textbook VAE)
     prior_std: float = 0.1      # contvae: std of the conditional prior p(z|c) = N(c u, prior_std^2 I)
+    decoder_var: float | str = 0.5     # sigma_x^2 of the Gaussian decoder (0.5: the reference's squared error) or 'learned'
     logvar_min: float = -10.0   # contvae: clamp of the log-variances
     logvar_max: float = 10.0
     input_dim: int = 2
@@ -74,6 +92,7 @@ class ModelConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        self.decoder_var = check_decoder_var(self.decoder_var)
         if not self.logvar_min < self.logvar_max:
             raise ValueError(f"logvar_min={self.logvar_min} must be < logvar_max={self.logvar_max}")
 
@@ -88,6 +107,8 @@ class ModelOutput:
     prior_logvar: Tensor | None = None  # log-variance of a conditional prior
     c_mu: Tensor | None = None          # contvae: predicted attribute, mean of q(c|x)
     c_logvar: Tensor | None = None      # contvae: log-variance of q(c|x)
+    decoder_var: float | None = None    # the decoder's fixed sigma_x^2, or None when it is learned
+    decoder_logvar: Tensor | None = None  # the decoder's learned log sigma_x^2, (D,), or None when it is fixed
 
 # %% ../nbs/01_models.ipynb #c012
 class VAE(nn.Module):
@@ -99,7 +120,7 @@ class VAE(nn.Module):
         self.config = config or ModelConfig(**kwargs)
         c = self.config
         self.encoder = Encoder(c.input_dim + self.cond_dim, c.encoder_hidden, c.latent_dim, self._extra())
-        self.decoder = Decoder(c.latent_dim + self._decoder_cond_dim(), c.decoder_hidden, c.input_dim)
+        self.decoder = Decoder(c.latent_dim + self._decoder_cond_dim(), c.decoder_hidden, c.input_dim, c.decoder_var)
 
     def _extra(self): return 0
     def _decoder_cond_dim(self): return self.cond_dim
@@ -132,7 +153,16 @@ class VAE(nn.Module):
         cond = self._check_cond(cond, len(x))
         mu, logvar = self.encode(x, cond)
         z = self.reparametrize(mu, logvar, deterministic, noise)
-        return ModelOutput(self.decode(z, cond), mu, logvar, z)
+        return ModelOutput(self.decode(z, cond), mu, logvar, z, **self._likelihood())
+
+    def _likelihood(self) -> dict:
+        lv = self.decoder.logvar()
+        return dict(decoder_var=None, decoder_logvar=lv) if lv is not None else dict(decoder_var=self.decoder.var)
+
+    def x_logvar(self) -> Tensor:
+        "log sigma_x^2 of the decoder per output coordinate, (D,), fixed or learned."
+        lv = self.decoder.logvar()
+        return lv if lv is not None else torch.full((self.config.input_dim,), math.log(self.decoder.var), device=self.device)
 
     def prior(self, n:int, cond=None) -> tuple[Tensor, Tensor]:
         "Mean and log-variance of the prior of z for `n` codes: N(0, I)."
@@ -140,13 +170,18 @@ class VAE(nn.Module):
         return z0, z0
 
     @torch.no_grad()
-    def sample(self, n:int, cond=None, generator:torch.Generator|None=None) -> Tensor:
+    def sample(self, n:int, cond=None, generator:torch.Generator|None=None,
+               decoder_noise:bool|None=None, # add the decoder's noise sigma_x * eps; default: only when sigma_x is learned
+              ) -> Tensor:
         "`n` points decoded from codes drawn from the prior (given `cond` where the model has one)."
         if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n must be an int >= 1, got {n!r}")
         cond = self._check_cond(cond, n)
         pm, plv = self.prior(n, cond)
         eps = torch.randn(pm.shape, generator=generator, device=pm.device)
-        return self.decode(pm + torch.exp(0.5 * plv) * eps, cond)
+        x = self.decode(pm + torch.exp(0.5 * plv) * eps, cond)
+        if decoder_noise is None: decoder_noise = self.config.decoder_var == "learned"
+        if decoder_noise: x = x + torch.exp(0.5 * self.x_logvar()) * torch.randn(x.shape, generator=generator, device=x.device)
+        return x
 
 # %% ../nbs/01_models.ipynb #c016
 class CVAE(VAE):
@@ -180,12 +215,12 @@ class ContinuousVAE(VAE):
         c_mu, c_logvar = c_params[:, :1], self._clamp(c_params[:, 1:])
         z = self.reparametrize(mu, logvar, deterministic, noise)
         prior_mu, prior_logvar = self.prior(len(x), c_mu if cond is None else cond)
-        return ModelOutput(self.decoder(z), mu, logvar, z, prior_mu, prior_logvar, c_mu, c_logvar)
+        return ModelOutput(self.decoder(z), mu, logvar, z, prior_mu, prior_logvar, c_mu, c_logvar, **self._likelihood())
 
     @torch.no_grad()
-    def sample(self, n:int, cond=None, generator:torch.Generator|None=None) -> Tensor:
+    def sample(self, n:int, cond=None, generator:torch.Generator|None=None, decoder_noise:bool|None=None) -> Tensor:
         if cond is None: raise ValueError("ContinuousVAE.sample needs the attribute `cond` (a number in [0, 1] or shape (n, 1))")
-        return super().sample(n, cond, generator)
+        return super().sample(n, cond, generator, decoder_noise)
     def _check_cond(self, cond, n, required=False): return super()._check_cond(cond, n, required=False)
     def decode(self, z, cond=None): return self.decoder(z)
 

@@ -14,8 +14,8 @@ from .data import make_moons_with_position
 
 # %% auto #0
 __all__ = ['MOON_COLORS', 'plot_data', 'plot_dataset_gallery', 'plot_reconstructions', 'plot_samples', 'plot_history', 'embed_2d',
-           'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim', 'plot_grid_heatmaps',
-           'plot_beta_eps_plane', 'plot_width_curves']
+           'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim', 'plot_likelihood',
+           'plot_grid_heatmaps', 'plot_beta_eps_plane', 'plot_width_curves']
 
 # %% ../nbs/05_plots.ipynb #c005
 MOON_COLORS = ("#1f77b4", "#ff7f0e")
@@ -146,6 +146,19 @@ def plot_kl_per_dim(kl:list, kl_sampled:list|None=None, title:str="KL per latent
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=np.asarray(kl)[order], name="loss KL: N(μ, σ²)"))
     if kl_sampled is not None: fig.add_trace(go.Bar(x=[f"z{i}" for i in order], y=np.asarray(kl_sampled)[order], name="sampled: N(μ, ε_w²σ²)"))
     fig.update_layout(title=title + " (sorted)", yaxis_type="log", height=330, barmode="group", xaxis_title="latent dimension", yaxis_title="nats")
+    return fig
+
+def plot_likelihood(metrics:dict, title:str="Test log-likelihood against the true density") -> go.Figure:
+    "Bars of the model's test NLL (nats per point) beside the true density's, the floor no model can beat on average."
+    rows = [("true density (floor)", metrics.get("test_nll_true"), "#2ca02c"), ("model: " + metrics.get("nll_density", "p(x)"), metrics["test_nll"], "#1f77b4")]
+    if metrics.get("test_nll_cond") is not None:
+        rows += [("true density p(x|y)", metrics.get("test_nll_true_cond"), "#98df8a"), ("model: p(x|y)", metrics["test_nll_cond"], "#aec7e8")]
+    rows = [r for r in rows if r[1] is not None]
+    fig = go.Figure(go.Bar(y=[r[0] for r in rows], x=[r[1] for r in rows], orientation="h", marker_color=[r[2] for r in rows],
+                           text=[f"{r[1]:.3f}" for r in rows], textposition="auto"))
+    gap = metrics.get("test_nll_gap")
+    fig.update_layout(title=title + ("" if gap is None else f" (gap {gap:.3f} nats)"), xaxis_title="−log p(x), nats per test point (lower is better)",
+                      height=120 + 45 * len(rows), yaxis_autorange="reversed")
     return fig
 
 # %% ../nbs/05_plots.ipynb #c019

@@ -18,8 +18,8 @@ from .train import load_run
 from .data import load_moons
 
 # %% auto #0
-__all__ = ['TABLE_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table', 'latent_moon_accuracy', 'verdict',
-           'claim_block']
+__all__ = ['TABLE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table',
+           'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines', 'likelihood_table', 'sweep_trends']
 
 # %% ../nbs/12_report.ipynb #c005
 def read_run(name:str, runs_dir:str|Path) -> dict:
@@ -49,11 +49,13 @@ def load_model(run:dict):
 
 # %% ../nbs/12_report.ipynb #c007
 TABLE_COLUMNS = {  # metric key -> column title
+    "test_nll": "test NLL", "test_nll_true": "true NLL (floor)", "test_nll_gap": "NLL gap",
     "recon_mse_mean": "recon MSE (mean)", "recon_mse_sample": "recon MSE (sample)", "kl": "KL (loss)",
-    "kl_sampled": "KL (sampled q)", "elbo": "ELBO", "iwae": "IWAE", "informative_units": "informative units",
-    "active_units": "active units", "latent_share": "latent share", "collapsed": "collapsed",
-    "mmd2_samples": "MMD² samples", "mmd2_floor": "MMD² floor", "cond_accuracy": "cond. accuracy",
-    "position_r2": "position R²", "position_gen_mae": "position error",
+    "kl_sampled": "KL (sampled q)", "elbo": "ELBO (sampled q)", "iwae": "IWAE (sampled q)", "mutual_info": "I(x; z)",
+    "informative_units": "informative units", "active_units": "active units", "latent_share": "latent share",
+    "collapsed": "collapsed", "mmd2_samples": "MMD² samples", "mmd2_floor": "MMD² floor",
+    "samples_on_support": "samples on support", "cond_accuracy": "cond. accuracy", "position_r2": "position R²",
+    "position_gen_mae": "position error", "position_gen_mae_chance": "position error (chance)", "position_spearman": "position ρ",
 }
 
 def results_table(runs:dict, links:bool=False) -> pd.DataFrame:
@@ -61,7 +63,7 @@ def results_table(runs:dict, links:bool=False) -> pd.DataFrame:
     rows = []
     for name, r in runs.items():
         c, m = r["config"], r["metrics"]
-        row = {"run": run_link(name) if links else name, "model": c["model"], "β": c["beta"], "eps_w": c["eps_w"],
+        row = {"run": run_link(name) if links else name, "model": c["model"], "β": c["beta"], "eps_w": c["eps_w"], "σ_x²": c.get("decoder_var", 0.5),
                "latent": c["latent_dim"], "enc": c["encoder_hidden"], "dec": c["decoder_hidden"], "epochs": len(r["history"])}
         row.update({t: m.get(k, np.nan) for k, t in TABLE_COLUMNS.items()})
         row["wall s"] = r["provenance"].get("wall_time_s")
@@ -96,3 +98,48 @@ def claim_block(quote:str, evidence:pd.DataFrame|str, checks:dict, note:str="") 
     elif evidence: lines += ["", evidence]
     if note: lines += ["", note]
     return Markdown("\n".join(lines))
+
+# %% ../nbs/12_report.ipynb #c014
+LIKELIHOOD_COLUMNS = {"test_nll": "test NLL", "test_nll_gap": "gap to the true density", "recon_mse_mean": "recon MSE (mean)",
+                      "mmd2_samples": "MMD² samples", "samples_on_support": "samples on support", "mutual_info": "I(x; z)",
+                      "latent_share": "latent share", "collapsed": "collapsed"}
+
+def read_baselines(runs_dir:str|Path, name:str="baselines") -> dict:
+    "The baselines' test metrics by baseline name ({} when the run is missing)."
+    p = Path(runs_dir) / name / "metrics.json"
+    if not p.is_file(): return {}
+    return {k: v for k, v in json.loads(p.read_text()).items() if isinstance(v, dict) and "test_nll" in v}
+
+def likelihood_table(runs:dict, names:list, baselines:dict|None=None, links:bool=False) -> pd.DataFrame:
+    "Runs (in `names` order, missing ones skipped), then baselines, then the true density: likelihood and sample metrics."
+    rows, floor = [], None
+    for n in names:
+        if n not in runs: continue
+        c, m = runs[n]["config"], runs[n]["metrics"]
+        dv = m.get("decoder_var", c.get("decoder_var", 0.5))
+        row = {"run": run_link(n) if links else n, "model": c["model"], "σ_x²": "learned: " + ", ".join(f"{v:.3g}" for v in dv) if isinstance(dv, list) else dv,
+               "eps_w": c["eps_w"], "β": c["beta"]}
+        row.update({t: m.get(k, np.nan) for k, t in LIKELIHOOD_COLUMNS.items()})
+        rows.append(row); floor = m.get("test_nll_true", floor)
+    for n, m in (baselines or {}).items():
+        rows.append({"run": f"baseline: {n}", "model": n, **{t: m.get(k, np.nan) for k, t in LIKELIHOOD_COLUMNS.items()}})
+        floor = m.get("test_nll_true", floor)
+    if floor is not None: rows.append({"run": "true density (floor)", "test NLL": floor, "gap to the true density": 0.0})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+def sweep_trends(points:pd.DataFrame, large_eps_w:float=0.5) -> pd.DataFrame:
+    "Per model kind of a β × eps_w sweep: Spearman ρ (and p) of β with MSE, MMD² and test NLL; collapsed shares at large/small eps_w."
+    from scipy.stats import spearmanr
+    rows = []
+    for model, g in points.groupby("model"):
+        g = g[g["recon_mse_mean"].notna()]
+        row = {"model": model, "models": len(g)}
+        for key, title in (("recon_mse_mean", "MSE"), ("mmd2_samples", "MMD²"), ("test_nll", "test NLL")):
+            if key in g and g[key].notna().sum() >= 3 and g[key].nunique() > 1:
+                r = spearmanr(g["beta"], g[key], nan_policy="omit")
+                row[f"ρ(β, {title})"], row[f"p(β, {title})"] = float(r.statistic), float(r.pvalue)
+        big, small = g[g["eps_w"] >= large_eps_w], g[g["eps_w"] < large_eps_w]
+        row[f"collapsed, eps_w ≥ {large_eps_w}"] = f"{int(big['collapsed'].sum())}/{len(big)}"
+        row[f"collapsed, eps_w < {large_eps_w}"] = f"{int(small['collapsed'].sum())}/{len(small)}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()

@@ -92,8 +92,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import multiprocessing as mp
 from tqdm import tqdm
 
-SCALAR_METRICS = ("recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo", "iwae", "active_units", "informative_units",
-                  "latent_share", "collapsed", "mmd2_samples", "mmd2_floor", "cond_accuracy", "position_r2", "position_gen_mae")
+SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo",
+                  "iwae", "mutual_info", "active_units", "informative_units", "latent_share", "collapsed", "mmd2_samples",
+                  "mmd2_floor", "samples_on_support", "cond_accuracy", "cond_samples_on_support", "position_r2",
+                  "position_gen_mae", "position_gen_mae_chance", "position_spearman")
 
 def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> list[dict]:
     "Train configs that share data and architecture with `fit_many`, evaluate each on the test split; one row per config."

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm  # the text bar: executed notebooks have no widget front-end
 
 from .data import MoonsData, load_moons, batch_slices
-from .models import ModelConfig, build_model, VAE
+from .models import ModelConfig, build_model, VAE, check_decoder_var
 from .loss import model_loss
 
 # %% auto #0
@@ -46,6 +46,8 @@ class RunConfig:
     beta: float = _spec(1.0, float, ">= 0", _nonneg, "weight of the KL term")
     eps_w: float = _spec(0.1, float, "> 0", _pos, "weight of the reparametrization noise (1: textbook VAE)")
     prior_std: float = _spec(0.1, float, "> 0", _pos, "contvae: std of p(z|c)")
+    decoder_var: float = _spec(0.5, "decoder_var", "a finite number > 0 (the decoder's fixed sigma_x^2; 0.5: the reference's "
+                               "squared error) or 'learned'", None, "variance of the Gaussian decoder p(x|z)")
     lr: float = _spec(1e-3, float, "in (0, 1]", lambda v: 0 < v <= 1, "Adam learning rate")
     batch_size: int = _spec(256, int, ">= 1", lambda v: v >= 1, "training batch size")
     min_epochs: int = _spec(10, int, ">= 1", lambda v: v >= 1, "no early stop before this epoch")
@@ -77,7 +79,8 @@ class RunConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(kind=self.model, encoder_hidden=self.encoder_hidden, latent_dim=self.latent_dim,
-                           decoder_hidden=self.decoder_hidden, eps_w=self.eps_w, prior_std=self.prior_std)
+                           decoder_hidden=self.decoder_hidden, eps_w=self.eps_w, prior_std=self.prior_std,
+                           decoder_var=self.decoder_var)
 
 def _validate(f, v):
     kind, allowed, check = f.metadata["kind"], f.metadata["allowed"], f.metadata["check"]
@@ -88,6 +91,9 @@ def _validate(f, v):
         if not isinstance(ws, (list, tuple)) or not ws or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in ws):
             raise bad("is not valid")
         return ws[0] if len(ws) == 1 else list(ws)
+    if kind == "decoder_var":
+        try: return check_decoder_var(v, f.name)
+        except ValueError: raise bad("is invalid") from None
     if isinstance(v, bool) or (kind is float and not isinstance(v, (int, float))) or (kind is not float and not isinstance(v, kind)):
         raise bad(f"has type {type(v).__name__}, expected {kind.__name__}")
     if kind is float:

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import MoonsData
-from .models import VAE, build_model
+from .models import VAE, build_model, DECODER_LOGVAR_SCALE, DECODER_LOGVAR_FLOOR
+from .loss import fixed_var_nll, gaussian_nll
 from .train import RunConfig, make_model, resolve_device, HISTORY_LOSS_KEYS, TrainingDiverged
 
 # %% auto #0
@@ -69,7 +70,7 @@ class StackedModel:
         if type(m0).__name__ not in kinds: raise NotImplementedError(f"cannot stack a {type(m0).__name__}; known: {list(kinds)}")
         self.kind = kinds[type(m0).__name__]
         c = m0.config
-        self.latent, self.lo, self.hi = c.latent_dim, c.logvar_min, c.logvar_max
+        self.latent, self.lo, self.hi, self.decoder_var = c.latent_dim, c.logvar_min, c.logvar_max, c.decoder_var
         self.names = [n for n, _ in m0.named_parameters()]
         named = [dict(m.named_parameters()) for m in models]
         for i, d in enumerate(named):
@@ -81,8 +82,8 @@ class StackedModel:
             pos = sorted({int(n[len(prefix):].split(".")[0]) for n in self.names if n.startswith(prefix)})
             return [(idx[f"{prefix}{p}.weight"], idx[f"{prefix}{p}.bias"]) for p in pos]
         self.enc, self.dec = layers("encoder.net."), layers("decoder.net.")
-        self.u_idx = idx.get("u_raw")
-        used = {i for wb in self.enc + self.dec for i in wb} | ({self.u_idx} - {None})
+        self.u_idx, self.xlv_idx = idx.get("u_raw"), idx.get("decoder.logvar_raw")
+        used = {i for wb in self.enc + self.dec for i in wb} | ({self.u_idx, self.xlv_idx} - {None})
         if len(used) != len(self.names):
             raise NotImplementedError(f"cannot stack parameters {sorted(set(self.names) - {self.names[i] for i in used})}")
 
@@ -103,15 +104,19 @@ class StackedModel:
         else: mu, logvar = h.split([L, L], -1)
         z = mu + eps_w * torch.exp(0.5 * logvar) * noise
         recon = _mlp(torch.cat([z, xin[..., 2:]], -1) if self.kind == "cvae" else z, P, self.dec)
-        rec = (recon - xin[..., :2]).pow(2).sum(-1).mean(-1)
+        x = xin[..., :2]
+        sse = (recon - x).pow(2).sum(-1)
+        rec = sse.mean(-1)
+        if self.xlv_idx is None: nll = fixed_var_nll(sse, x.shape[-1], self.decoder_var).mean(-1)
+        else: nll = gaussian_nll(x, recon, (DECODER_LOGVAR_SCALE * P[self.xlv_idx]).clamp(min=DECODER_LOGVAR_FLOOR).unsqueeze(1)).mean(-1)
         if self.kind != "contvae":
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean(-1)
-            return rec + beta * kl, rec, kl
+            return nll + beta * kl, rec, kl
         u_raw = P[self.u_idx]
         pm = t * (u_raw / u_raw.norm(dim=-1, keepdim=True)).unsqueeze(1)
         kl = (0.5 * (plv - logvar + (logvar.exp() + (mu - pm).pow(2)) / plv_exp - 1).sum(-1)).mean(-1)
-        nll = (0.5 * (math.log(2 * math.pi) + c_logvar + (t - c_mu).pow(2) / c_logvar.exp()).sum(-1)).mean(-1)
-        return rec + beta * kl + nll, rec, kl
+        c_nll = (0.5 * (math.log(2 * math.pi) + c_logvar + (t - c_mu).pow(2) / c_logvar.exp()).sum(-1)).mean(-1)
+        return nll + beta * kl + c_nll, rec, kl
 
 def _member_tensors(configs, dev):
     "Per-member constants: eps_w, beta, the prior's log-variance and its exp, the clipping norm."
