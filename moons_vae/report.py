@@ -105,10 +105,10 @@ LIKELIHOOD_COLUMNS = {"test_nll": "test NLL", "test_nll_gap": "gap to the true d
                       "latent_share": "latent share", "collapsed": "collapsed"}
 
 def read_baselines(runs_dir:str|Path, name:str="baselines") -> dict:
-    "The baselines' test metrics by baseline name ({} when the run is missing)."
+    "The baselines' test metrics by baseline name ({} when the run is missing; the true density is the table's floor row)."
     p = Path(runs_dir) / name / "metrics.json"
     if not p.is_file(): return {}
-    return {k: v for k, v in json.loads(p.read_text()).items() if isinstance(v, dict) and "test_nll" in v}
+    return {k: v for k, v in json.loads(p.read_text()).items() if isinstance(v, dict) and "test_nll" in v and k != "true_density"}
 
 def likelihood_table(runs:dict, names:list, baselines:dict|None=None, links:bool=False) -> pd.DataFrame:
     "Runs (in `names` order, missing ones skipped), then baselines, then the true density: likelihood and sample metrics."

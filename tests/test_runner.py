@@ -1,5 +1,6 @@
 """The experiment notebook under papermill and the runner, end to end on the smoke config."""
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,8 +33,25 @@ def test_papermill_smoke_with_int_beta(tmp_path):
     assert "injected-parameters" in nb["cells"][1]["metadata"]["tags"]
 
 
+def test_papermill_smoke_learned_decoder_variance(tmp_path):
+    "A calibrated run end to end: the learned variance reaches the run folder and the likelihood metrics are there."
+    run = tmp_path / "run"
+    r = papermill(tmp_path, "-f", str(SMOKE), "-p", "decoder_var", "learned", "-p", "out_dir", str(run))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run / "config.json").read_text())["decoder_var"] == "learned"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["decoder_var_learned"] and len(m["decoder_var"]) == 2 and all(v > 0 for v in m["decoder_var"])
+    assert m["test_nll_gap"] == pytest.approx(m["test_nll"] - m["test_nll_true"])
+    # thin-tube approximation of the true NLL at noise 0.1: log(2 pi) + log(sqrt(2 pi) 0.1) + 1/2 (half per moon, 1/pi along the arc)
+    assert m["test_nll_true"] == pytest.approx(math.log(2 * math.pi) + math.log(math.sqrt(2 * math.pi) * 0.1) + 0.5, abs=0.1)
+    assert m["samples_include_decoder_noise"] and 0 <= m["samples_on_support"] <= 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["-p", "betta", "4"], "unknown parameter(s) ['betta']"),
+    (["-p", "decoder_var", "0"], "decoder_var=0 is invalid; allowed: a finite number > 0"),
+    (["-p", "decoder_var", "-1.5"], "decoder_var=-1.5 is invalid"),
+    (["-p", "decoder_var", "fixed"], "decoder_var='fixed' is invalid"),
     (["-p", "latent_dim", "2.5"], "latent_dim=2.5 has type float, expected int"),
     (["-p", "beta", "-1"], "beta=-1 is out of range"),
     (["-p", "eps_w", "0"], "eps_w=0 is out of range"),
