@@ -49,7 +49,7 @@ def load_model(run:dict):
 
 # %% ../nbs/12_report.ipynb #c007
 TABLE_COLUMNS = {  # metric key -> column title
-    "test_nll": "test NLL", "test_nll_true": "true NLL (floor)", "test_nll_gap": "NLL gap",
+    "nll_density": "NLL of", "test_nll": "test NLL", "test_nll_true": "true NLL (floor)", "test_nll_gap": "NLL gap",
     "recon_mse_mean": "recon MSE (mean)", "recon_mse_sample": "recon MSE (sample)", "kl": "KL (loss)",
     "kl_sampled": "KL (sampled q)", "elbo": "ELBO (sampled q)", "iwae": "IWAE (sampled q)", "mutual_info": "I(x; z)",
     "informative_units": "informative units", "active_units": "active units", "latent_share": "latent share",
