@@ -27,8 +27,23 @@ def test_report_builds_and_points_to_the_site(built):
     book, first, _ = built
     assert "book built: open" in first.stdout and (book / "_build" / "html" / "index.html").is_file()
     for page in ("report/intro.html", "report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
-                 "runs/vae/run.html", "runs/search_vae/run.html", "runs/sweep_arch/run.html", "library/03_train.html", "theory/vae.html"):
+                 "runs/vae/run.html", "runs/search_vae/run.html", "runs/sweep_arch/run.html", "library/03_train.html", "theory/vae.html",
+                 "report/likelihood.html", "runs/vae_learned/run.html", "runs/cvae_learned_eps01/run.html", "runs/baselines/run.html",
+                 "runs/sweep_prob_learned/run.html", "library/14_baselines.html"):
         assert (book / "_build" / "html" / page).is_file(), page
+
+
+def test_every_training_run_page_shows_the_likelihood_against_the_floor(built):
+    "Each run page states test_nll, test_nll_true and their gap (the calibrated-likelihood issue's 'done when')."
+    book, _, _ = built
+    runs = [p.parent.name for p in (book / "runs").glob("*/history.json")]
+    assert {"vae", "cvae", "vae_learned", "vae_learned_eps01", "cvae_learned", "cvae_learned_eps01"} <= set(runs), runs
+    for name in runs:
+        html = (book / "_build" / "html" / "runs" / name / "run.html").read_text()
+        for key in ("test_nll", "test_nll_true", "test_nll_gap", "true density (floor)"):
+            assert key in html, (name, key)
+    chapter = (book / "_build" / "html" / "report" / "likelihood.html").read_text()
+    assert "baseline: gmm" in chapter and "true density (floor)" in chapter and "learned σ_x²" in chapter
 
 
 def test_rebuild_with_nothing_changed_reruns_nothing(built):
