@@ -17,7 +17,7 @@ from sklearn.neighbors import KernelDensity
 from threadpoolctl import threadpool_limits
 
 from .data import MoonsData
-from .evaluate import mmd2
+from .evaluate import mmd2, support_share
 from .experiment import NOTEBOOK_OPTIONS, check_options
 from .train import RunConfig
 
@@ -310,14 +310,16 @@ def score_baseline(model:Baseline, # a fitted baseline
     test_nll = model.nll(Xte)
     test_nll_true = float(-np.asarray(_true_log_density(true_log_density)(Xte, data.noise), dtype=np.float64).mean())
     values = model.val_curve["values"]
+    samples = model.sample(len(Xte), seed=seed)
     at_edge = (model.stop == "max_epochs") if isinstance(model, FlowBaseline) else (len(values) > 1 and model.chosen in (values[0], values[-1]))
     return dict(
         baseline=model.name, model=type(model).__name__, n_train=len(Xtr), n_test=len(Xte),
         test_nll=test_nll, test_nll_true=test_nll_true, test_nll_gap=test_nll - test_nll_true,
         val_nll=model.val_nll, train_nll=model.nll(Xtr),
         hyperparameter=model.hyper_name, chosen=model.chosen, chosen_at_edge=bool(at_edge),
-        mmd2_samples=mmd2(model.sample(len(Xte), seed=seed), Xte, seed=seed),
+        mmd2_samples=mmd2(samples, Xte, seed=seed),
         mmd2_floor=mmd2(_floor_subset(data, len(Xte), seed), Xte, seed=seed),
+        samples_on_support=support_share(samples, data.noise), test_on_support=support_share(Xte, data.noise),
         n_params=model.n_params(), fit_seconds=model.fit_seconds, val_curve=model.val_curve)
 
 def true_density_floor(data:MoonsData, seed:int=0, true_log_density=None) -> dict:
@@ -335,7 +337,7 @@ def score_baselines(models:dict[str, Baseline], data:MoonsData, seed:int=0, true
     return {**{n: score_baseline(m, data, seed, true_log_density) for n, m in models.items()},
             "true_density": true_density_floor(data, seed, true_log_density)}
 
-TABLE_COLUMNS = ("test_nll", "test_nll_gap", "val_nll", "train_nll", "hyperparameter", "chosen", "mmd2_samples", "mmd2_floor",
+TABLE_COLUMNS = ("test_nll", "test_nll_gap", "val_nll", "train_nll", "hyperparameter", "chosen", "mmd2_samples", "mmd2_floor", "samples_on_support",
                  "n_params", "fit_seconds")
 
 def baselines_table(metrics:dict[str, dict]):

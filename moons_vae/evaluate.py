@@ -18,9 +18,9 @@ from .models import VAE, ModelOutput
 from .loss import gaussian_kl, model_loss
 
 # %% auto #0
-__all__ = ['MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'SUPPORT_COVERAGE', 'log_normal', 'mmd2',
-           'iwae_bound', 'importance_log_marginal', 'log_marginal', 'condition_only_mse', 'sample_like',
-           'mutual_information', 'position_judges', 'support_share', 'evaluate']
+__all__ = ['MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'SUPPORT_COVERAGE', 'PRIOR_CODES_PER_K',
+           'log_normal', 'mmd2', 'iwae_bound', 'importance_log_marginal', 'log_marginal', 'prior_log_marginal',
+           'condition_only_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #c005
 MMD_BANDWIDTHS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -115,6 +115,32 @@ def log_marginal(model:VAE, # a trained model
         out_all.append(importance_log_marginal(log_joint, comps, K, generator))
     return torch.cat(out_all)
 
+# %% ../nbs/04_evaluate.ipynb #c033
+@torch.no_grad()
+def prior_log_marginal(model:VAE, # a model whose prior N(0, I) does not depend on the point (VAE, CVAE)
+                       x:Tensor, # points (n, D)
+                       cond_value:float|None=None, # the CVAE's label, the same for every point (None for the VAE)
+                       M:int=2**18, # prior codes, shared by all points
+                       generator:torch.Generator|None=None,
+                       chunk:int=16384, # codes decoded at once
+                       x_chunk:int=1024, # points scored at once
+                      ) -> Tensor:
+    "Per-point log p(x) (log p(x|y) for a CVAE) by Monte Carlo over M prior codes shared by every point."
+    if isinstance(M, bool) or not isinstance(M, int) or M < 1: raise ValueError(f"M={M!r} must be an int >= 1")
+    if model.cond_dim and cond_value is None: raise ValueError(f"{type(model).__name__} needs cond_value (its label) for its prior samples")
+    lv = model.x_logvar().to(x.device)
+    inv_var, const = (-lv).exp(), float((lv + math.log(2 * math.pi)).sum())
+    acc = torch.full((len(x),), -math.inf, device=x.device)
+    for m0 in range(0, M, chunk):
+        mc = min(chunk, M - m0)
+        pm, plv = model.prior(mc)
+        z = pm + (0.5 * plv).exp() * torch.randn(pm.shape, generator=generator, device=pm.device)
+        xh = model.decode(z, None if cond_value is None else torch.full((mc, 1), float(cond_value), device=z.device))
+        for i in range(0, len(x), x_chunk):
+            ll = -0.5 * (((x[i:i + x_chunk, None, :] - xh[None]) ** 2 * inv_var).sum(-1) + const)        # (points, codes)
+            acc[i:i + x_chunk] = torch.logaddexp(acc[i:i + x_chunk], torch.logsumexp(ll, 1))
+    return acc - math.log(M)
+
 # %% ../nbs/04_evaluate.ipynb #c010
 def condition_only_mse(data:MoonsData, by_label:bool, split:str="test") -> float:
     "MSE (mean over coordinates) on `split` of the best guess that knows only the decoder's condition: the train mean, per moon if `by_label`."
@@ -152,7 +178,9 @@ def mutual_information(mu:Tensor, logvar:Tensor, # the posterior that is sampled
     for _ in range(draws):
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator, device=mu.device, dtype=torch.float64)
         log_q = -0.5 * (z.pow(2) @ w.T - 2 * z @ (mu * w).T + a)                                        # (N, N)
-        total += float((log_q.diagonal() - (torch.logsumexp(log_q, 1) - math.log(N))).mean())
+        own = log_normal(z, mu, logvar)                  # the diagonal directly: the expansion cancels worst where z_i ~ mu_i
+        log_q.diagonal().copy_(own)
+        total += float((own - (torch.logsumexp(log_q, 1) - math.log(N))).mean())
     return total / draws
 
 # %% ../nbs/04_evaluate.ipynb #c026
@@ -189,22 +217,29 @@ def _true_nll(X, noise, **cond) -> float|None:
     "Mean -log p(x) of the generating process (None at noise 0, where the data has no density)."
     return None if noise <= 0 else float(-true_log_density(X, noise, **cond).mean())
 
+PRIOR_CODES_PER_K = 1024   # shared prior codes per importance sample: M = 1024 K (K = 256 gives 2^18)
+
 @torch.no_grad()
 def _likelihood_metrics(model, batch, data, split, K, generator) -> dict:
     x, cond = batch["x"], _cond(model, batch)
     X, y, t = data.part(split)
-    noise = data.noise
+    noise, M = data.noise, PRIOR_CODES_PER_K * K
     if model.cond_key == "y":      # the marginal over the two (equally likely) moons, and the conditional given the true one
-        lp = [log_marginal(model, x, torch.full_like(cond, float(c)), K, generator) for c in (0, 1)]
-        marg = torch.logsumexp(torch.stack(lp), 0) - math.log(2)
+        lp = [prior_log_marginal(model, x, c, M, generator) for c in (0, 1)]
+        lq = [log_marginal(model, x, torch.full_like(cond, float(c)), K, generator) for c in (0, 1)]
+        marg, marg_is = (torch.logsumexp(torch.stack(v), 0) - math.log(2) for v in (lp, lq))
         given = torch.where(cond[:, 0] > 0.5, lp[1], lp[0])
-        m = dict(test_nll=float(-marg.mean()), test_nll_true=_true_nll(X, noise), nll_density="p(x) = 1/2 sum_y p(x|y)",
+        m = dict(test_nll=float(-marg.mean()), test_nll_is=float(-marg_is.mean()), test_nll_true=_true_nll(X, noise),
+                 nll_density="p(x) = 1/2 sum_y p(x|y)", nll_method=f"{M} shared prior codes per label",
                  test_nll_cond=float(-given.mean()), test_nll_true_cond=_true_nll(X, noise, y=y))
-    elif model.cond_key == "t":
+    elif model.cond_key == "t":    # the prior (or the decoder) moves with each point's c: the mixture estimate
         m = dict(test_nll=float(-log_marginal(model, x, cond, K, generator).mean()), test_nll_true=_true_nll(X, noise, t=t),
-                 nll_density="p(x|c), true c")
+                 nll_density="p(x|c), true c", nll_method=f"importance sampling, defensive mixture, K = {K}")
+        m["test_nll_is"] = m["test_nll"]
     else:
-        m = dict(test_nll=float(-log_marginal(model, x, None, K, generator).mean()), test_nll_true=_true_nll(X, noise), nll_density="p(x)")
+        m = dict(test_nll=float(-prior_log_marginal(model, x, None, M, generator).mean()),
+                 test_nll_is=float(-log_marginal(model, x, None, K, generator).mean()), test_nll_true=_true_nll(X, noise),
+                 nll_density="p(x)", nll_method=f"{M} shared prior codes")
     m["test_nll_gap"] = None if m["test_nll_true"] is None else m["test_nll"] - m["test_nll_true"]
     return m
 
@@ -287,9 +322,11 @@ def _label_metrics(model, data, batch, generator):
 
 def _position_metrics(model, batch, det, generator, seed):
     t = batch["t"][:, 0].cpu().numpy()
-    pred = det.c_mu[:, 0].cpu().numpy()
-    r2 = 1 - ((pred - t) ** 2).sum() / ((t - t.mean()) ** 2).sum()
+    r2 = None
+    if det.c_mu is not None:       # the continuous model's regressor (a CVAE on c has none)
+        pred = model.attr_from_model(det.c_mu)[:, 0].cpu().numpy()
+        r2 = float(1 - ((pred - t) ** 2).sum() / ((t - t.mean()) ** 2).sum())
     asked = np.linspace(0, 1, len(t))
     s = model.sample(len(t), cond=torch.as_tensor(asked, dtype=torch.float32)[:, None], generator=generator).cpu().numpy()
     got, _ = arc_position(s)
-    return dict(position_r2=float(r2), **position_judges(asked, got, seed=seed))
+    return dict(position_r2=r2, **position_judges(asked, got, seed=seed))

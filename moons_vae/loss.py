@@ -75,7 +75,7 @@ def zhao_loss(out:ModelOutput, # output of a ContinuousVAE given the true attrib
     if out.c_mu is None or out.prior_mu is None:
         raise ValueError("zhao_loss needs the output of a ContinuousVAE (c_mu and prior_mu are missing)")
     base = elbo_loss(out, x, beta)
-    nll = gaussian_nll(c, out.c_mu, out.c_logvar).mean()
+    nll = gaussian_nll(c if out.c_target is None else out.c_target, out.c_mu, out.c_logvar).mean()   # in the regressor's units
     return LossOutput(base.total + nll, base.recon, base.kl, nll, base.nll)
 
 def model_loss(out:ModelOutput, batch:dict, beta:float=1.0) -> LossOutput:

@@ -12,8 +12,9 @@ import torch
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['DECODER_LOGVAR_FLOOR', 'DECODER_LOGVAR_SCALE', 'MODEL_KINDS', 'mlp', 'Encoder', 'check_decoder_var', 'Decoder',
-           'ModelConfig', 'ModelOutput', 'VAE', 'CVAE', 'ContinuousVAE', 'build_model']
+__all__ = ['DECODER_LOGVAR_FLOOR', 'DECODER_LOGVAR_SCALE', 'MODEL_KINDS', 'PRIOR_MEAN_FROM', 'PRIOR_SCALES', 'ATTR_MEAN',
+           'ATTR_SD', 'mlp', 'Encoder', 'check_decoder_var', 'decoder_logvar', 'Decoder', 'ModelConfig', 'ModelOutput',
+           'VAE', 'CVAE', 'CVAEc', 'ContinuousVAE', 'build_model']
 
 # %% ../nbs/01_models.ipynb #c005
 def _widths(hidden, name:str) -> tuple[int, ...]:
@@ -51,32 +52,41 @@ def check_decoder_var(v, name:str="decoder_var"):
                          "0.5 is the reference's squared error) or 'learned'")
     return float(v)
 
+def decoder_logvar(raw:Tensor) -> Tensor:
+    "log sigma_x^2 from the stored parameter: 10 * raw above a soft floor (smooth, so a value pushed below it can come back)."
+    return DECODER_LOGVAR_FLOOR + torch.nn.functional.softplus(DECODER_LOGVAR_SCALE * raw - DECODER_LOGVAR_FLOOR)
+
 class Decoder(nn.Module):
     "MLP from a latent code to the mean of a Gaussian over the data space; its variance is fixed or a learned parameter."
     def __init__(self, latent_dim:int, hidden, out_dim:int, var:float|str=0.5):
         super().__init__()
         self.var = check_decoder_var(var)
         self.net = mlp(latent_dim, hidden, out_dim, "decoder_hidden")
-        if self.var == "learned": self.logvar_raw = nn.Parameter(torch.zeros(out_dim))   # starts at sigma_x^2 = 1
+        if self.var == "learned": self.logvar_raw = nn.Parameter(torch.zeros(out_dim))   # starts at sigma_x^2 = 1 (to 1e-4)
     def forward(self, z:Tensor) -> Tensor: return self.net(z)
     def logvar(self) -> Tensor | None:
         "The learned log sigma_x^2 per output coordinate, floored; None for a fixed variance."
         if self.var != "learned": return None
-        return (DECODER_LOGVAR_SCALE * self.logvar_raw).clamp(min=DECODER_LOGVAR_FLOOR)
+        return decoder_logvar(self.logvar_raw)
 
 # %% ../nbs/01_models.ipynb #c009
-MODEL_KINDS = ("vae", "cvae", "contvae")
+MODEL_KINDS = ("vae", "cvae", "contvae", "cvae_c")
+PRIOR_MEAN_FROM = ("true", "sampled")
+PRIOR_SCALES = ("fixed", "learned")
 
 @dataclass
 class ModelConfig:
     "Architecture and reparametrization of a model."
-    kind: str = "vae"           # vae | cvae (moon label) | contvae (arc position, Zhao et al. 2019)
+    kind: str = "vae"           # vae | cvae (moon label) | contvae (arc position, Zhao et al. 2019) | cvae_c (arc position fed to both networks)
     encoder_hidden: int | list = 8     # width(s) of the encoder's hidden layers
     latent_dim: int = 128       # size of z
     decoder_hidden: int | list = 128   # width(s) of the decoder's hidden layers
     eps_w: float = 0.1          # weight of the noise in z = mu + eps_w * sigma * eps (1: textbook VAE)
     prior_std: float = 0.1      # contvae: std of the conditional prior p(z|c) = N(c u, prior_std^2 I)
     decoder_var: float | str = 0.5     # sigma_x^2 of the Gaussian decoder (0.5: the reference's squared error) or 'learned'
+    attr_standardize: bool = False     # contvae: regress and condition on the standardised position (t - 1/2) * sqrt(12)
+    prior_mean_from: str = "true"      # contvae: the training prior's mean uses the true c ('true') or c_hat ~ q(c|x) ('sampled')
+    prior_scale: str = "fixed"         # contvae: prior std fixed at prior_std, or 'learned' (one log-variance per latent dimension)
     logvar_min: float = -10.0   # contvae: clamp of the log-variances
     logvar_max: float = 10.0
     input_dim: int = 2
@@ -93,6 +103,10 @@ class ModelConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         self.decoder_var = check_decoder_var(self.decoder_var)
+        if not isinstance(self.attr_standardize, bool): raise ValueError(f"attr_standardize must be True or False, got {self.attr_standardize!r}")
+        if self.prior_mean_from not in PRIOR_MEAN_FROM:
+            raise ValueError(f"prior_mean_from={self.prior_mean_from!r} is not one of {PRIOR_MEAN_FROM}")
+        if self.prior_scale not in PRIOR_SCALES: raise ValueError(f"prior_scale={self.prior_scale!r} is not one of {PRIOR_SCALES}")
         if not self.logvar_min < self.logvar_max:
             raise ValueError(f"logvar_min={self.logvar_min} must be < logvar_max={self.logvar_max}")
 
@@ -109,6 +123,7 @@ class ModelOutput:
     c_logvar: Tensor | None = None      # contvae: log-variance of q(c|x)
     decoder_var: float | None = None    # the decoder's fixed sigma_x^2, or None when it is learned
     decoder_logvar: Tensor | None = None  # the decoder's learned log sigma_x^2, (D,), or None when it is fixed
+    c_target: Tensor | None = None      # contvae: the true attribute in the regressor's units (standardised or not)
 
 # %% ../nbs/01_models.ipynb #c012
 class VAE(nn.Module):
@@ -188,34 +203,63 @@ class CVAE(VAE):
     "VAE conditioned on the moon label, concatenated to the encoder input and to z."
     cond_dim, cond_key = 1, "y"
 
+# %% ../nbs/01_models.ipynb #c024
+class CVAEc(CVAE):
+    "CVAE conditioned on the arc position t (fed to encoder and decoder): the simple reference point for position control."
+    cond_dim, cond_key = 1, "t"
+
 # %% ../nbs/01_models.ipynb #c019
+ATTR_MEAN, ATTR_SD = 0.5, 1 / math.sqrt(12)   # the arc position is uniform on [0, 1]
+
 class ContinuousVAE(VAE):
     "VAE with a regressor q(c|x) and a latent prior N(c u, prior_std^2 I) (Zhao et al., MICCAI 2019)."
     cond_dim, cond_key = 0, "t"
     def __init__(self, config:ModelConfig|None=None, **kwargs):
         super().__init__(config, **kwargs)
-        self.u_raw = nn.Parameter(torch.randn(self.config.latent_dim))
+        c = self.config
+        self.u_raw = nn.Parameter(torch.randn(c.latent_dim))
+        if c.prior_scale == "learned": self.prior_logvar_raw = nn.Parameter(torch.full((c.latent_dim,), 2 * math.log(c.prior_std)))
 
     def _extra(self): return 2
     @property
     def u(self) -> Tensor: return self.u_raw / self.u_raw.norm()
+    @property
+    def noise_dim(self) -> int:
+        "Columns of the noise one training step draws: z's, plus one for c_hat when the prior's mean is sampled."
+        return self.config.latent_dim + (self.config.prior_mean_from == "sampled")
+
+    def attr_to_model(self, c:Tensor) -> Tensor:
+        "The attribute in the regressor's and the prior's units."
+        return (c - ATTR_MEAN) / ATTR_SD if self.config.attr_standardize else c
+    def attr_from_model(self, a:Tensor) -> Tensor:
+        "Back to the data's units (the arc position in [0, 1])."
+        return a * ATTR_SD + ATTR_MEAN if self.config.attr_standardize else a
 
     def _clamp(self, lv): return lv.clamp(self.config.logvar_min, self.config.logvar_max)
+    def _prior_logvar(self, n:int) -> Tensor:
+        if self.config.prior_scale == "learned": return self._clamp(self.prior_logvar_raw).expand(n, -1)
+        return torch.full((n, self.config.latent_dim), 2 * math.log(self.config.prior_std), device=self.device)
 
     def prior(self, n:int, cond=None) -> tuple[Tensor, Tensor]:
-        "Mean `c u` and log-variance of p(z|c) for conditions `cond` of shape (n, 1)."
+        "Mean `c u` and log-variance of p(z|c) for conditions `cond` (arc positions) of shape (n, 1)."
         if cond is None: raise ValueError("ContinuousVAE.prior needs the attribute `cond` of shape (n, 1)")
-        plv = torch.full((n, self.config.latent_dim), 2 * math.log(self.config.prior_std), device=self.device)
-        return cond * self.u, plv
+        return self.attr_to_model(cond) * self.u, self._prior_logvar(n)
 
     def forward(self, x:Tensor, cond:Tensor|None=None, *, deterministic:bool=False, noise:Tensor|None=None) -> ModelOutput:
         cond = self._check_cond(cond, len(x), required=False)
+        L = self.config.latent_dim
+        attr_noise = None
+        if noise is not None and noise.shape[-1] == L + 1: noise, attr_noise = noise[..., :L], noise[..., L:]
         mu, logvar, c_params = self.encoder(x)
         logvar = self._clamp(logvar)
         c_mu, c_logvar = c_params[:, :1], self._clamp(c_params[:, 1:])
         z = self.reparametrize(mu, logvar, deterministic, noise)
-        prior_mu, prior_logvar = self.prior(len(x), c_mu if cond is None else cond)
-        return ModelOutput(self.decoder(z), mu, logvar, z, prior_mu, prior_logvar, c_mu, c_logvar, **self._likelihood())
+        target = None if cond is None else self.attr_to_model(cond)
+        if self.config.prior_mean_from == "sampled" and attr_noise is not None:
+            a = c_mu + torch.exp(0.5 * c_logvar) * attr_noise                  # c_hat ~ q(c|x), reparametrized
+        else: a = c_mu if target is None else target
+        return ModelOutput(self.decoder(z), mu, logvar, z, a * self.u, self._prior_logvar(len(x)), c_mu, c_logvar,
+                           **self._likelihood(), c_target=target)
 
     @torch.no_grad()
     def sample(self, n:int, cond=None, generator:torch.Generator|None=None, decoder_noise:bool|None=None) -> Tensor:
@@ -232,4 +276,4 @@ def build_model(config:ModelConfig|dict) -> VAE:
         unknown = sorted(set(config) - known)
         if unknown: raise ValueError(f"unknown model config keys {unknown}; allowed: {sorted(known)}")
         config = ModelConfig(**config)
-    return {"vae": VAE, "cvae": CVAE, "contvae": ContinuousVAE}[config.kind](config)
+    return {"vae": VAE, "cvae": CVAE, "contvae": ContinuousVAE, "cvae_c": CVAEc}[config.kind](config)

@@ -199,6 +199,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
         write_json_atomic(out / "cache.json", {"content_hash": exp.content_hash, "params_file": str(exp.params_path),
                                                "notebook": str(exp.notebook), "runner_seconds": seconds})
         replace_dir(out, runs_dir / exp.name)
+        (runs_dir / ".failed" / f"{exp.name}.ipynb").unlink(missing_ok=True)   # an earlier failure is stale now
         return {"name": exp.name, "status": "ran", "seconds": seconds}
     finally:
         shutil.rmtree(work, ignore_errors=True)

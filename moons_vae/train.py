@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm  # the text bar: executed notebooks have no widget front-end
 
 from .data import MoonsData, load_moons, batch_slices
-from .models import ModelConfig, build_model, VAE, check_decoder_var
+from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES
 from .loss import model_loss
 
 # %% auto #0
@@ -36,7 +36,7 @@ _nonneg = lambda v: v >= 0
 @dataclass
 class RunConfig:
     "Every setting of one training run."
-    model: str = _spec("vae", str, "one of vae, cvae, contvae", lambda v: v in ("vae", "cvae", "contvae"), "model kind")
+    model: str = _spec("vae", str, "one of vae, cvae, contvae, cvae_c", lambda v: v in MODEL_KINDS, "model kind")
     n_samples: int = _spec(2000, int, ">= 10", lambda v: v >= 10, "points in the data set (both moons, all splits)")
     noise: float = _spec(0.15, float, ">= 0", _nonneg, "std of the noise of make_moons")
     data_seed: int = _spec(42, int, ">= 0", _nonneg, "seed of the data set and of its split")
@@ -48,6 +48,10 @@ class RunConfig:
     prior_std: float = _spec(0.1, float, "> 0", _pos, "contvae: std of p(z|c)")
     decoder_var: float = _spec(0.5, "decoder_var", "a finite number > 0 (the decoder's fixed sigma_x^2; 0.5: the reference's "
                                "squared error) or 'learned'", None, "variance of the Gaussian decoder p(x|z)")
+    attr_standardize: bool = _spec(False, bool, "true or false", None, "contvae: standardise the arc position (Zhao et al.)")
+    prior_mean_from: str = _spec("true", str, "one of true, sampled", lambda v: v in PRIOR_MEAN_FROM,
+                                 "contvae: the training prior's mean from the true c or from c_hat ~ q(c|x)")
+    prior_scale: str = _spec("fixed", str, "one of fixed, learned", lambda v: v in PRIOR_SCALES, "contvae: prior std fixed or learned")
     lr: float = _spec(1e-3, float, "in (0, 1]", lambda v: 0 < v <= 1, "Adam learning rate")
     batch_size: int = _spec(256, int, ">= 1", lambda v: v >= 1, "training batch size")
     min_epochs: int = _spec(10, int, ">= 1", lambda v: v >= 1, "no early stop before this epoch")
@@ -80,7 +84,8 @@ class RunConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(kind=self.model, encoder_hidden=self.encoder_hidden, latent_dim=self.latent_dim,
                            decoder_hidden=self.decoder_hidden, eps_w=self.eps_w, prior_std=self.prior_std,
-                           decoder_var=self.decoder_var)
+                           decoder_var=self.decoder_var, attr_standardize=self.attr_standardize,
+                           prior_mean_from=self.prior_mean_from, prior_scale=self.prior_scale)
 
 def _validate(f, v):
     kind, allowed, check = f.metadata["kind"], f.metadata["allowed"], f.metadata["check"]
@@ -91,6 +96,9 @@ def _validate(f, v):
         if not isinstance(ws, (list, tuple)) or not ws or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in ws):
             raise bad("is not valid")
         return ws[0] if len(ws) == 1 else list(ws)
+    if kind is bool:
+        if not isinstance(v, bool): raise bad(f"has type {type(v).__name__}, expected bool")
+        return v
     if kind == "decoder_var":
         try: return check_decoder_var(v, f.name)
         except ValueError: raise bad("is invalid") from None
@@ -167,6 +175,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     model.to(dev)
     train, val = data.tensors("train", dev), data.tensors("val", dev)
     n, cond, latent = len(train["x"]), model.cond_key, model.config.latent_dim
+    noise_dim = getattr(model, "noise_dim", latent)    # contvae with a sampled prior mean draws one more column
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     val_noise = torch.randn(len(val["x"]), latent, generator=torch.Generator(device=dev).manual_seed(cfg.seed + 1), device=dev)
     params = list(model.parameters())
@@ -180,7 +189,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         sums = torch.zeros(3, device=dev)
         for idx in batch_slices(n, cfg.batch_size, gen, dev):
             b = {k: v[idx] for k, v in train.items()}
-            noise = torch.randn(len(idx), latent, generator=gen, device=dev)
+            noise = torch.randn(len(idx), noise_dim, generator=gen, device=dev)
             loss = model_loss(model(b["x"], b[cond] if cond else None, noise=noise), b, cfg.beta)
             adam.zero_grad()
             loss.total.backward()

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import MoonsData
-from .models import VAE, build_model, DECODER_LOGVAR_SCALE, DECODER_LOGVAR_FLOOR
+from .models import VAE, build_model, decoder_logvar
 from .loss import fixed_var_nll, gaussian_nll
 from .train import RunConfig, make_model, resolve_device, HISTORY_LOSS_KEYS, TrainingDiverged
 
@@ -70,6 +70,9 @@ class StackedModel:
         if type(m0).__name__ not in kinds: raise NotImplementedError(f"cannot stack a {type(m0).__name__}; known: {list(kinds)}")
         self.kind = kinds[type(m0).__name__]
         c = m0.config
+        if c.attr_standardize or c.prior_mean_from != "true" or c.prior_scale != "fixed":
+            raise NotImplementedError("fit_many stacks the continuous model with attr_standardize=False, prior_mean_from='true' and "
+                                      f"prior_scale='fixed' only; got {c.attr_standardize}, {c.prior_mean_from!r}, {c.prior_scale!r}: train it with fit")
         self.latent, self.lo, self.hi, self.decoder_var = c.latent_dim, c.logvar_min, c.logvar_max, c.decoder_var
         self.names = [n for n, _ in m0.named_parameters()]
         named = [dict(m.named_parameters()) for m in models]
@@ -108,7 +111,7 @@ class StackedModel:
         sse = (recon - x).pow(2).sum(-1)
         rec = sse.mean(-1)
         if self.xlv_idx is None: nll = fixed_var_nll(sse, x.shape[-1], self.decoder_var).mean(-1)
-        else: nll = gaussian_nll(x, recon, (DECODER_LOGVAR_SCALE * P[self.xlv_idx]).clamp(min=DECODER_LOGVAR_FLOOR).unsqueeze(1)).mean(-1)
+        else: nll = gaussian_nll(x, recon, decoder_logvar(P[self.xlv_idx]).unsqueeze(1)).mean(-1)
         if self.kind != "contvae":
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean(-1)
             return nll + beta * kl, rec, kl

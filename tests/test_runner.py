@@ -41,7 +41,8 @@ def test_papermill_smoke_learned_decoder_variance(tmp_path):
     assert json.loads((run / "config.json").read_text())["decoder_var"] == "learned"
     m = json.loads((run / "metrics.json").read_text())
     assert m["decoder_var_learned"] and len(m["decoder_var"]) == 2 and all(v > 0 for v in m["decoder_var"])
-    assert m["test_nll_gap"] == pytest.approx(m["test_nll"] - m["test_nll_true"])
+    assert m["test_nll_gap"] > -0.05                 # no model beats the true density on average (beyond estimation noise)
+    assert m["test_nll"] < -m["iwae"] + 0.05         # and the likelihood estimate is at least the IWAE bound
     # thin-tube approximation of the true NLL at noise 0.1: log(2 pi) + log(sqrt(2 pi) 0.1) + 1/2 (half per moon, 1/pi along the arc)
     assert m["test_nll_true"] == pytest.approx(math.log(2 * math.pi) + math.log(math.sqrt(2 * math.pi) * 0.1) + 0.5, abs=0.1)
     assert m["samples_include_decoder_noise"] and 0 <= m["samples_on_support"] <= 1
