@@ -333,6 +333,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'moons_vae.search.trials_frame': ('search.html#trials_frame', 'moons_vae/search.py'),
                                   'moons_vae.search.val_mse': ('search.html#val_mse', 'moons_vae/search.py')},
             'moons_vae.studies': { 'moons_vae.studies._group_task': ('studies.html#_group_task', 'moons_vae/studies.py'),
+                                   'moons_vae.studies._one_by_one': ('studies.html#_one_by_one', 'moons_vae/studies.py'),
                                    'moons_vae.studies._split_run_params': ('studies.html#_split_run_params', 'moons_vae/studies.py'),
                                    'moons_vae.studies.chunks': ('studies.html#chunks', 'moons_vae/studies.py'),
                                    'moons_vae.studies.default_storage': ('studies.html#default_storage', 'moons_vae/studies.py'),

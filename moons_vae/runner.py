@@ -39,6 +39,7 @@ VALIDATORS = {  # notebook file name -> "module:function" that raises on bad par
     "sweep_data.ipynb": "moons_vae.studies:validate_sweep_params",
     "sweep_prob.ipynb": "moons_vae.studies:validate_sweep_params",
     "sweep_arch.ipynb": "moons_vae.studies:validate_sweep_params",
+    "sweep_contvae.ipynb": "moons_vae.studies:validate_sweep_params",
     "baselines.ipynb": "moons_vae.baselines:validate_baselines_params",
 }
 

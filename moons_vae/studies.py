@@ -76,6 +76,10 @@ SWEEP_OPTIONS = {
     "widths": (list, [2, 4, 8, 16, 32, 64, 128], "a non-empty list of distinct ints >= 1",
                lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)),
     "workers": (int, 2, ">= 1", lambda v: v >= 1),
+    "variants": (dict, {}, "a mapping of variant names to RunConfig settings",
+                 lambda v: all(isinstance(k, str) and k and isinstance(x, dict) for k, x in v.items())),
+    "data_seeds": (list, [42], "a non-empty list of distinct ints >= 0",
+                   lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)),
 }
 
 def validate_sweep_params(params:dict) -> tuple[dict, dict, dict]:
@@ -83,6 +87,9 @@ def validate_sweep_params(params:dict) -> tuple[dict, dict, dict]:
     nb_opts, rest = check_options(params, NOTEBOOK_OPTIONS)
     opts, rest = check_options(rest, SWEEP_OPTIONS)
     fixed = _split_run_params(rest, SWEEP_OPTIONS)
+    for name, v in opts["variants"].items():
+        try: RunConfig.from_dict({**fixed, **v})
+        except ValueError as e: raise ValueError(f"variant {name!r}: {e}") from None
     return fixed, opts, nb_opts
 
 # %% ../nbs/13_studies.ipynb #c011
@@ -97,17 +104,35 @@ SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean",
                   "mmd2_floor", "samples_on_support", "cond_accuracy", "cond_samples_on_support", "position_r2",
                   "position_gen_mae", "position_gen_mae_chance", "position_spearman")
 
+def _one_by_one(cfgs, data) -> list:
+    "What fit_many returns, from one `fit` per config (for configurations that cannot be stacked)."
+    from moons_vae.train import make_model, fit, TrainingDiverged
+    from moons_vae.vectorized import MemberFit
+    out = []
+    for c in cfgs:
+        model = make_model(c)
+        try: hist = fit(model, data, c, progress=False)
+        except TrainingDiverged as e: out.append(MemberFit(c, None, [], "diverged", e)); continue
+        best = min(range(len(hist)), key=lambda i: hist[i]["val_loss"])
+        stop = "max_epochs" if len(hist) == c.max_epochs and len(hist) - 1 - best < c.patience else "patience"
+        out.append(MemberFit(c, {k: v.detach().clone() for k, v in model.state_dict().items()}, hist, stop))
+    return out
+
 def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> list[dict]:
-    "Train configs that share data and architecture with `fit_many`, evaluate each on the test split; one row per config."
+    "Train configs that share data and architecture with `fit_many` (or one by one where they cannot be stacked), evaluate each on the test split."
     import torch
     from moons_vae.data import load_moons
-    from moons_vae.vectorized import fit_many
+    from moons_vae.vectorized import fit_many, StackedModel
+    from moons_vae.train import make_model
     from moons_vae.evaluate import evaluate
     torch.set_num_threads(1)
     cfgs = [RunConfig.from_dict(c) for c in configs]
     data = load_moons(cfgs[0].n_samples, cfgs[0].noise, cfgs[0].data_seed, cache_dir=data_dir)
+    try: StackedModel([make_model(cfgs[0])]); stackable = True
+    except NotImplementedError: stackable = False
+    members = fit_many(cfgs, data, progress=False, on_diverge="stop") if stackable else _one_by_one(cfgs, data)
     rows = []
-    for c, member in zip(cfgs, fit_many(cfgs, data, progress=False, on_diverge="stop")):
+    for c, member in zip(cfgs, members):
         row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
                "error": None if member.error is None else str(member.error)}
         if member.state is not None and member.stop != "diverged":
