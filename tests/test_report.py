@@ -29,7 +29,8 @@ def test_report_builds_and_points_to_the_site(built):
     for page in ("report/intro.html", "report/claims.html", "report/results.html", "report/search.html", "report/sweeps.html",
                  "runs/vae/run.html", "runs/search_vae/run.html", "runs/sweep_arch/run.html", "library/03_train.html", "theory/vae.html",
                  "report/likelihood.html", "runs/vae_learned/run.html", "runs/cvae_learned_eps01/run.html", "runs/baselines/run.html",
-                 "runs/sweep_prob_learned/run.html", "library/14_baselines.html"):
+                 "runs/sweep_prob_learned/run.html", "library/14_baselines.html", "report/continuous.html",
+                 "runs/sweep_contvae/run.html", "runs/contvae_zhao_learned_prior/run.html", "runs/cvae_c/run.html"):
         assert (book / "_build" / "html" / page).is_file(), page
 
 
@@ -44,6 +45,8 @@ def test_every_training_run_page_shows_the_likelihood_against_the_floor(built):
             assert key in html, (name, key)
     chapter = (book / "_build" / "html" / "report" / "likelihood.html").read_text()
     assert "baseline: gmm" in chapter and "true density (floor)" in chapter and "learned σ_x²" in chapter
+    continuous = (book / "_build" / "html" / "report" / "continuous.html").read_text()
+    assert "the data itself" in continuous and "contvae_zhao_learned_prior" in continuous and "cvae_c" in continuous
 
 
 def test_rebuild_with_nothing_changed_reruns_nothing(built):
