@@ -44,6 +44,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'moons_vae/baselines.py'),
                                      'moons_vae.baselines.KDEBaseline.sample': ( 'baselines.html#kdebaseline.sample',
                                                                                  'moons_vae/baselines.py'),
+                                     'moons_vae.baselines._choose_on_val': ('baselines.html#_choose_on_val', 'moons_vae/baselines.py'),
                                      'moons_vae.baselines._floor_subset': ('baselines.html#_floor_subset', 'moons_vae/baselines.py'),
                                      'moons_vae.baselines._grid': ('baselines.html#_grid', 'moons_vae/baselines.py'),
                                      'moons_vae.baselines._is_int': ('baselines.html#_is_int', 'moons_vae/baselines.py'),

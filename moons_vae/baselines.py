@@ -78,6 +78,15 @@ class Baseline:
         return f"{type(self).__name__}({self.name!r}, {state})"
 
 # %% ../nbs/14_baselines.ipynb #c008
+def _choose_on_val(values, fit, val_nll) -> tuple[dict, object, object]:
+    "Fit one model per value; (val NLL by value, the value with the lowest, its model); the first wins a tie."
+    curve, best = {}, None
+    for v in values:
+        model = fit(v)
+        curve[v] = val_nll(model)
+        if best is None or curve[v] < curve[best[0]]: best = (v, model)
+    return curve, *best
+
 class GaussianMixtureBaseline(Baseline):
     "Full-covariance Gaussian mixture, its number of components chosen on the validation split."
     hyper_name = "n_components"
@@ -104,13 +113,9 @@ class GaussianMixtureBaseline(Baseline):
     def _fit(self, train, val):
         too_many = [k for k in self.components if k > len(train)]
         _require(not too_many, "components", self.components, f"at most {len(train)} components: the training split has {len(train)} points")
-        curve, best = {}, None
-        for k in self.components:
-            g = GaussianMixture(k, covariance_type="full", random_state=self.seed, max_iter=self.max_iter,
-                                n_init=self.n_init, reg_covar=self.reg_covar).fit(train)
-            curve[k] = -float(g.score(val))
-            if best is None or curve[k] < curve[best[0]]: best = (k, g)
-        self.chosen, self.model_ = best
+        fit = lambda k: GaussianMixture(k, covariance_type="full", random_state=self.seed, max_iter=self.max_iter,
+                                        n_init=self.n_init, reg_covar=self.reg_covar).fit(train)
+        curve, self.chosen, self.model_ = _choose_on_val(self.components, fit, lambda g: -float(g.score(val)))
         return curve
 
     def log_prob(self, x) -> np.ndarray:
@@ -154,12 +159,8 @@ class KDEBaseline(Baseline):
         self.bandwidths, self.name = bw, name
 
     def _fit(self, train, val):
-        curve, best = {}, None
-        for h in self.bandwidths:
-            kde = KernelDensity(kernel="gaussian", bandwidth=h).fit(train)
-            curve[h] = -float(kde.score_samples(val).mean())
-            if best is None or curve[h] < curve[best[0]]: best = (h, kde)
-        self.chosen, self.model_ = best
+        curve, self.chosen, self.model_ = _choose_on_val(self.bandwidths, lambda h: KernelDensity(kernel="gaussian", bandwidth=h).fit(train),
+                                                         lambda kde: -float(kde.score_samples(val).mean()))
         self.train_ = train
         return curve
 
