@@ -20,7 +20,8 @@ from .loss import gaussian_kl, model_loss
 # %% auto #0
 __all__ = ['MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'SUPPORT_COVERAGE', 'PRIOR_CODES_PER_K',
            'log_normal', 'mmd2', 'iwae_bound', 'importance_log_marginal', 'log_marginal', 'prior_log_marginal',
-           'condition_only_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share', 'evaluate']
+           'condition_only_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share',
+           'generation_noise_judges', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #c005
 MMD_BANDWIDTHS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -151,8 +152,6 @@ def condition_only_mse(data:MoonsData, by_label:bool, split:str="test") -> float
     return float(((means[y] - X) ** 2).mean())
 
 # %% ../nbs/04_evaluate.ipynb #c013
-def _cond(model, batch): return batch[model.cond_key] if model.cond_key else None
-
 @torch.no_grad()
 def sample_like(model:VAE, batch:dict, generator:torch.Generator) -> Tensor:
     "As many prior samples as `batch` has points, with the batch's conditions where the model has one."
@@ -212,6 +211,35 @@ def support_share(points, # (n, 2) points
     if ok.any(): inside[ok] = distance_to_arcs(pts[ok]) <= support_radius(max(noise, 0.01), SUPPORT_COVERAGE)
     return float(inside.mean())
 
+# %% ../nbs/04_evaluate.ipynb #c036
+@torch.no_grad()
+def generation_noise_judges(model:VAE, # a model conditioned on the arc position (contvae, cvae_c)
+                            n:int=600, # positions asked for, evenly spaced on [0, 1]
+                            generator:torch.Generator|None=None,
+                            seed:int=0, # seed of the permutation chance level
+                           ) -> dict:
+    "Spearman rho and position error of generated points with each noise source of generation on its own."
+    if model.cond_key != "t": raise ValueError(f"{type(model).__name__} is not conditioned on the arc position")
+    dev = model.device
+    asked = torch.linspace(0, 1, n, device=dev)[:, None]
+    cond = model._complete(asked, generator) if hasattr(model, "_complete") else asked   # a random moon where it is modelled
+    pm, plv = model.prior(n, cond)
+    noise = torch.exp(0.5 * plv) * torch.randn(pm.shape, generator=generator, device=dev)
+    x_sd = torch.exp(0.5 * model.x_logvar())
+    x_noise = x_sd * torch.randn((n, len(x_sd)), generator=generator, device=dev) if model.config.decoder_var == "learned" else 0
+    codes = {"prior_mean": pm, "no_decoder_noise": pm + noise}
+    if hasattr(model, "u"):
+        along = (noise @ model.u)[:, None] * model.u
+        codes.update(along_u=pm + along, across_u=pm + noise - along)
+    out = {}
+    for name, z in codes.items():
+        got, _ = arc_position(model.decode(z, cond).cpu().numpy())
+        j = position_judges(asked[:, 0].cpu().numpy(), got, seed=seed)
+        out.update({f"position_spearman_{name}": j["position_spearman"], f"position_gen_mae_{name}": j["position_gen_mae"]})
+    got, _ = arc_position((model.decode(pm + noise, cond) + x_noise).cpu().numpy())
+    j = position_judges(asked[:, 0].cpu().numpy(), got, seed=seed)
+    return out | {"position_spearman_all_noise": j["position_spearman"], "position_gen_mae_all_noise": j["position_gen_mae"]}
+
 # %% ../nbs/04_evaluate.ipynb #c014
 def _true_nll(X, noise, **cond) -> float|None:
     "Mean -log p(x) of the generating process (None at noise 0, where the data has no density)."
@@ -221,7 +249,7 @@ PRIOR_CODES_PER_K = 1024   # shared prior codes per importance sample: M = 1024 
 
 @torch.no_grad()
 def _likelihood_metrics(model, batch, data, split, K, generator) -> dict:
-    x, cond = batch["x"], _cond(model, batch)
+    x, cond = batch["x"], model.condition(batch)
     X, y, t = data.part(split)
     noise, M = data.noise, PRIOR_CODES_PER_K * K
     if model.cond_key == "y":      # the marginal over the two (equally likely) moons, and the conditional given the true one
@@ -233,7 +261,12 @@ def _likelihood_metrics(model, batch, data, split, K, generator) -> dict:
                  nll_density="p(x) = 1/2 sum_y p(x|y)", nll_method=f"{M} shared prior codes per label",
                  test_nll_cond=float(-given.mean()), test_nll_true_cond=_true_nll(X, noise, y=y))
     elif model.cond_key == "t":    # the prior (or the decoder) moves with each point's c: the mixture estimate
-        m = dict(test_nll=float(-log_marginal(model, x, cond, K, generator).mean()), test_nll_true=_true_nll(X, noise, t=t),
+        if cond.shape[-1] == 2:    # the moon is modelled too: p(x|c) = 1/2 sum_y p(x|c, y)
+            lq = [log_marginal(model, x, torch.cat([cond[:, :1], torch.full_like(cond[:, :1], float(c))], -1), K, generator)
+                  for c in (0, 1)]
+            lp = torch.logsumexp(torch.stack(lq), 0) - math.log(2)
+        else: lp = log_marginal(model, x, cond, K, generator)
+        m = dict(test_nll=float(-lp.mean()), test_nll_true=_true_nll(X, noise, t=t),
                  nll_density="p(x|c), true c", nll_method=f"importance sampling, defensive mixture, K = {K}")
         m["test_nll_is"] = m["test_nll"]
     else:
@@ -255,7 +288,7 @@ def evaluate(model:VAE, # a trained model
     model.eval()
     dev = next(model.parameters()).device
     batch = data.tensors(split, dev)
-    x, cond = batch["x"], _cond(model, batch)
+    x, cond = batch["x"], model.condition(batch)
     gen = lambda k: torch.Generator(device=dev).manual_seed(seed * 1000 + k)
     det = model(x, cond, deterministic=True)
     smp = model(x, cond, noise=torch.randn(det.mu.shape, generator=gen(1), device=dev))
@@ -329,4 +362,4 @@ def _position_metrics(model, batch, det, generator, seed):
     asked = np.linspace(0, 1, len(t))
     s = model.sample(len(t), cond=torch.as_tensor(asked, dtype=torch.float32)[:, None], generator=generator).cpu().numpy()
     got, _ = arc_position(s)
-    return dict(position_r2=r2, **position_judges(asked, got, seed=seed))
+    return dict(position_r2=r2, **position_judges(asked, got, seed=seed), **generation_noise_judges(model, 600, generator, seed))

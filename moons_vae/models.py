@@ -12,9 +12,9 @@ import torch
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['DECODER_LOGVAR_FLOOR', 'DECODER_LOGVAR_SCALE', 'MODEL_KINDS', 'PRIOR_MEAN_FROM', 'PRIOR_SCALES', 'ATTR_MEAN',
-           'ATTR_SD', 'mlp', 'Encoder', 'check_decoder_var', 'decoder_logvar', 'Decoder', 'ModelConfig', 'ModelOutput',
-           'VAE', 'CVAE', 'CVAEc', 'ContinuousVAE', 'build_model']
+__all__ = ['DECODER_LOGVAR_FLOOR', 'DECODER_LOGVAR_SCALE', 'MODEL_KINDS', 'PRIOR_MEAN_FROM', 'PRIOR_SCALES', 'PRIOR_DIRECTIONS',
+           'ATTR_MEAN', 'ATTR_SD', 'MOON_MEAN', 'MOON_SD', 'mlp', 'Encoder', 'check_decoder_var', 'decoder_logvar',
+           'Decoder', 'ModelConfig', 'ModelOutput', 'VAE', 'CVAE', 'CVAEc', 'ContinuousVAE', 'build_model']
 
 # %% ../nbs/01_models.ipynb #c005
 def _widths(hidden, name:str) -> tuple[int, ...]:
@@ -73,6 +73,7 @@ class Decoder(nn.Module):
 MODEL_KINDS = ("vae", "cvae", "contvae", "cvae_c")
 PRIOR_MEAN_FROM = ("true", "sampled")
 PRIOR_SCALES = ("fixed", "learned")
+PRIOR_DIRECTIONS = ("learned", "axis")
 
 @dataclass
 class ModelConfig:
@@ -87,6 +88,8 @@ class ModelConfig:
     attr_standardize: bool = False     # contvae: regress and condition on the standardised position (t - 1/2) * sqrt(12)
     prior_mean_from: str = "true"      # contvae: the training prior's mean uses the true c ('true') or c_hat ~ q(c|x) ('sampled')
     prior_scale: str = "fixed"         # contvae: prior std fixed at prior_std, or 'learned' (one log-variance per latent dimension)
+    moon_attribute: bool = False       # contvae: the moon label moves the prior too, along v ⟂ u (a random moon when only c is asked)
+    prior_direction: str = "learned"   # contvae: u (and v) learned unit vectors, or the first latent axes ('axis')
     logvar_min: float = -10.0   # contvae: clamp of the log-variances
     logvar_max: float = 10.0
     input_dim: int = 2
@@ -103,10 +106,15 @@ class ModelConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         self.decoder_var = check_decoder_var(self.decoder_var)
-        if not isinstance(self.attr_standardize, bool): raise ValueError(f"attr_standardize must be True or False, got {self.attr_standardize!r}")
+        for name in ("attr_standardize", "moon_attribute"):
+            if not isinstance(getattr(self, name), bool): raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.prior_mean_from not in PRIOR_MEAN_FROM:
             raise ValueError(f"prior_mean_from={self.prior_mean_from!r} is not one of {PRIOR_MEAN_FROM}")
         if self.prior_scale not in PRIOR_SCALES: raise ValueError(f"prior_scale={self.prior_scale!r} is not one of {PRIOR_SCALES}")
+        if self.prior_direction not in PRIOR_DIRECTIONS:
+            raise ValueError(f"prior_direction={self.prior_direction!r} is not one of {PRIOR_DIRECTIONS}")
+        if self.moon_attribute and self.latent_dim < 2:
+            raise ValueError(f"moon_attribute needs latent_dim >= 2 (one direction per attribute), got latent_dim={self.latent_dim}")
         if not self.logvar_min < self.logvar_max:
             raise ValueError(f"logvar_min={self.logvar_min} must be < logvar_max={self.logvar_max}")
 
@@ -136,6 +144,10 @@ class VAE(nn.Module):
         c = self.config
         self.encoder = Encoder(c.input_dim + self.cond_dim, c.encoder_hidden, c.latent_dim, self._extra())
         self.decoder = Decoder(c.latent_dim + self._decoder_cond_dim(), c.decoder_hidden, c.input_dim, c.decoder_var)
+
+    def condition(self, batch:dict) -> Tensor|None:
+        "The model's condition read off a batch {'x', 'y', 't'} (None for the VAE)."
+        return batch[self.cond_key] if self.cond_key else None
 
     def _extra(self): return 0
     def _decoder_cond_dim(self): return self.cond_dim
@@ -210,6 +222,7 @@ class CVAEc(CVAE):
 
 # %% ../nbs/01_models.ipynb #c019
 ATTR_MEAN, ATTR_SD = 0.5, 1 / math.sqrt(12)   # the arc position is uniform on [0, 1]
+MOON_MEAN, MOON_SD = 0.5, 0.5                 # the moon label is 0 or 1 with equal odds: standardised, -1 or +1
 
 class ContinuousVAE(VAE):
     "VAE with a regressor q(c|x) and a latent prior N(c u, prior_std^2 I) (Zhao et al., MICCAI 2019)."
@@ -217,33 +230,67 @@ class ContinuousVAE(VAE):
     def __init__(self, config:ModelConfig|None=None, **kwargs):
         super().__init__(config, **kwargs)
         c = self.config
-        self.u_raw = nn.Parameter(torch.randn(c.latent_dim))
+        if c.prior_direction == "learned":
+            self.u_raw = nn.Parameter(torch.randn(c.latent_dim))
+            if c.moon_attribute: self.v_raw = nn.Parameter(torch.randn(c.latent_dim))
+        else: self.register_buffer("axes", torch.eye(c.latent_dim)[:self.n_attr], persistent=False)
         if c.prior_scale == "learned": self.prior_logvar_raw = nn.Parameter(torch.full((c.latent_dim,), 2 * math.log(c.prior_std)))
+        mean, sd = ([ATTR_MEAN, MOON_MEAN], [ATTR_SD, MOON_SD]) if c.attr_standardize else ([0.0, 0.0], [1.0, 1.0])
+        self.register_buffer("attr_mean", torch.tensor(mean[:self.n_attr]), persistent=False)
+        self.register_buffer("attr_sd", torch.tensor(sd[:self.n_attr]), persistent=False)
 
-    def _extra(self): return 2
     @property
-    def u(self) -> Tensor: return self.u_raw / self.u_raw.norm()
+    def n_attr(self) -> int: return 1 + self.config.moon_attribute
+    def _extra(self): return 2           # the regressor q(c|x): mean and log-variance
+    @property
+    def u(self) -> Tensor: return self.axes[0] if self.config.prior_direction == "axis" else self.u_raw / self.u_raw.norm()
+    @property
+    def v(self) -> Tensor:
+        "The moon's unit direction, orthogonal to u (Gram-Schmidt on a free vector)."
+        if self.config.prior_direction == "axis": return self.axes[1]
+        u = self.u
+        w = self.v_raw - (self.v_raw @ u) * u
+        return w / w.norm()
+    @property
+    def directions(self) -> Tensor:
+        "One unit direction per attribute, (n_attr, latent_dim)."
+        return torch.stack([self.u, self.v]) if self.config.moon_attribute else self.u[None]
     @property
     def noise_dim(self) -> int:
         "Columns of the noise one training step draws: z's, plus one for c_hat when the prior's mean is sampled."
         return self.config.latent_dim + (self.config.prior_mean_from == "sampled")
 
+    def condition(self, batch:dict) -> Tensor:
+        return torch.cat([batch["t"], batch["y"]], -1) if self.config.moon_attribute else batch["t"]
+
     def attr_to_model(self, c:Tensor) -> Tensor:
-        "The attribute in the regressor's and the prior's units."
-        return (c - ATTR_MEAN) / ATTR_SD if self.config.attr_standardize else c
+        "The attributes (position, and moon if modelled) in the regressor's and the prior's units."
+        k = c.shape[-1]
+        return (c - self.attr_mean[:k]) / self.attr_sd[:k]
     def attr_from_model(self, a:Tensor) -> Tensor:
-        "Back to the data's units (the arc position in [0, 1])."
-        return a * ATTR_SD + ATTR_MEAN if self.config.attr_standardize else a
+        "Back to the data's units (the arc position in [0, 1], the moon label 0/1)."
+        k = a.shape[-1]
+        return a * self.attr_sd[:k] + self.attr_mean[:k]
 
     def _clamp(self, lv): return lv.clamp(self.config.logvar_min, self.config.logvar_max)
     def _prior_logvar(self, n:int) -> Tensor:
         if self.config.prior_scale == "learned": return self._clamp(self.prior_logvar_raw).expand(n, -1)
         return torch.full((n, self.config.latent_dim), 2 * math.log(self.config.prior_std), device=self.device)
 
-    def prior(self, n:int, cond=None) -> tuple[Tensor, Tensor]:
-        "Mean `c u` and log-variance of p(z|c) for conditions `cond` (arc positions) of shape (n, 1)."
+    def _prior_mean(self, a:Tensor) -> Tensor:
+        "c u (+ y v) for attributes `a` in the model's units, (n, n_attr)."
+        return a * self.u if a.shape[-1] == 1 else a @ self.directions     # the product keeps fit_many's stacked twin bit-exact
+
+    def _complete(self, cond:Tensor, generator=None) -> Tensor:
+        "With the moon modelled, a condition of positions only gets a moon drawn at random for each row."
+        if not self.config.moon_attribute or cond.shape[-1] == 2: return cond
+        moon = torch.randint(0, 2, cond.shape, generator=generator, device=cond.device).to(cond.dtype)
+        return torch.cat([cond, moon], -1)
+
+    def prior(self, n:int, cond=None, generator:torch.Generator|None=None) -> tuple[Tensor, Tensor]:
+        "Mean `c u (+ y v)` and log-variance of p(z|c) for conditions `cond` of shape (n, 1), or (n, 2) with the moon."
         if cond is None: raise ValueError("ContinuousVAE.prior needs the attribute `cond` of shape (n, 1)")
-        return self.attr_to_model(cond) * self.u, self._prior_logvar(n)
+        return self._prior_mean(self.attr_to_model(self._complete(cond, generator))), self._prior_logvar(n)
 
     def forward(self, x:Tensor, cond:Tensor|None=None, *, deterministic:bool=False, noise:Tensor|None=None) -> ModelOutput:
         cond = self._check_cond(cond, len(x), required=False)
@@ -254,18 +301,30 @@ class ContinuousVAE(VAE):
         logvar = self._clamp(logvar)
         c_mu, c_logvar = c_params[:, :1], self._clamp(c_params[:, 1:])
         z = self.reparametrize(mu, logvar, deterministic, noise)
-        target = None if cond is None else self.attr_to_model(cond)
+        given = None if cond is None else self.attr_to_model(cond)
+        target = None if given is None else given[:, :1]
         if self.config.prior_mean_from == "sampled" and attr_noise is not None:
             a = c_mu + torch.exp(0.5 * c_logvar) * attr_noise                  # c_hat ~ q(c|x), reparametrized
         else: a = c_mu if target is None else target
-        return ModelOutput(self.decoder(z), mu, logvar, z, a * self.u, self._prior_logvar(len(x)), c_mu, c_logvar,
+        if self.config.moon_attribute:   # the true moon (no moon given: the midpoint between the two, 0)
+            a = torch.cat([a, torch.zeros_like(a) if given is None or given.shape[1] < 2 else given[:, 1:]], -1)
+        return ModelOutput(self.decoder(z), mu, logvar, z, self._prior_mean(a), self._prior_logvar(len(x)), c_mu, c_logvar,
                            **self._likelihood(), c_target=target)
 
     @torch.no_grad()
     def sample(self, n:int, cond=None, generator:torch.Generator|None=None, decoder_noise:bool|None=None) -> Tensor:
         if cond is None: raise ValueError("ContinuousVAE.sample needs the attribute `cond` (a number in [0, 1] or shape (n, 1))")
-        return super().sample(n, cond, generator, decoder_noise)
-    def _check_cond(self, cond, n, required=False): return super()._check_cond(cond, n, required=False)
+        return super().sample(n, self._complete(self._check_cond(cond, n), generator), generator, decoder_noise)
+    def _check_cond(self, cond, n, required=False):
+        if cond is None: return None
+        cond = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
+        if cond.ndim == 0: cond = cond.expand(n, 1)
+        elif cond.ndim == 1: cond = cond[:, None]
+        widths = (1, 2) if self.config.moon_attribute else (1,)
+        if cond.shape[0] != n or cond.shape[1] not in widths:
+            raise ValueError(f"cond must have shape ({n}, w) with w in {widths} (position{', moon' if len(widths) > 1 else ''}), "
+                             f"got {tuple(cond.shape)}")
+        return cond
     def decode(self, z, cond=None): return self.decoder(z)
 
 # %% ../nbs/01_models.ipynb #c022

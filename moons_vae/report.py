@@ -78,7 +78,7 @@ def latent_moon_accuracy(model, data) -> float:
     codes = {}
     for split in ("train", "test"):
         b = data.tensors(split)
-        codes[split] = (model(b["x"], b[model.cond_key] if model.cond_key else None, deterministic=True).mu.numpy(), b["y"][:, 0].numpy())
+        codes[split] = (model(b["x"], model.condition(b), deterministic=True).mu.numpy(), b["y"][:, 0].numpy())
     clf = KNeighborsClassifier(15).fit(*codes["train"])
     return float((clf.predict(codes["test"][0]) == codes["test"][1]).mean())
 

@@ -254,7 +254,7 @@ def val_mse(model, data:MoonsData) -> float:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = model(val["x"], val[model.cond_key] if model.cond_key else None, deterministic=True)
+        out = model(val["x"], model.condition(val), deterministic=True)
     model.train(was_training)
     return torch.mean((out.recon - val["x"]) ** 2).item()
 

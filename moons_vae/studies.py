@@ -102,7 +102,8 @@ from tqdm import tqdm
 SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo",
                   "iwae", "mutual_info", "active_units", "informative_units", "latent_share", "collapsed", "mmd2_samples",
                   "mmd2_floor", "samples_on_support", "cond_accuracy", "cond_samples_on_support", "position_r2",
-                  "position_gen_mae", "position_gen_mae_chance", "position_spearman")
+                  "position_gen_mae", "position_gen_mae_chance", "position_spearman", "position_spearman_prior_mean",
+                  "position_spearman_along_u", "position_spearman_across_u", "position_spearman_no_decoder_noise")
 
 def _one_by_one(cfgs, data) -> list:
     "What fit_many returns, from one `fit` per config (for configurations that cannot be stacked)."

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm  # the text bar: executed notebooks have no widget front-end
 
 from .data import MoonsData, load_moons, batch_slices
-from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES
+from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES, PRIOR_DIRECTIONS
 from .loss import model_loss
 
 # %% auto #0
@@ -52,6 +52,9 @@ class RunConfig:
     prior_mean_from: str = _spec("true", str, "one of true, sampled", lambda v: v in PRIOR_MEAN_FROM,
                                  "contvae: the training prior's mean from the true c or from c_hat ~ q(c|x)")
     prior_scale: str = _spec("fixed", str, "one of fixed, learned", lambda v: v in PRIOR_SCALES, "contvae: prior std fixed or learned")
+    moon_attribute: bool = _spec(False, bool, "true or false", None, "contvae: the moon label as a second attribute of the prior")
+    prior_direction: str = _spec("learned", str, "one of learned, axis", lambda v: v in PRIOR_DIRECTIONS,
+                                 "contvae: u (and v) learned, or the first latent axes")
     lr: float = _spec(1e-3, float, "in (0, 1]", lambda v: 0 < v <= 1, "Adam learning rate")
     batch_size: int = _spec(256, int, ">= 1", lambda v: v >= 1, "training batch size")
     min_epochs: int = _spec(10, int, ">= 1", lambda v: v >= 1, "no early stop before this epoch")
@@ -85,7 +88,8 @@ class RunConfig:
         return ModelConfig(kind=self.model, encoder_hidden=self.encoder_hidden, latent_dim=self.latent_dim,
                            decoder_hidden=self.decoder_hidden, eps_w=self.eps_w, prior_std=self.prior_std,
                            decoder_var=self.decoder_var, attr_standardize=self.attr_standardize,
-                           prior_mean_from=self.prior_mean_from, prior_scale=self.prior_scale)
+                           prior_mean_from=self.prior_mean_from, prior_scale=self.prior_scale,
+                           moon_attribute=self.moon_attribute, prior_direction=self.prior_direction)
 
 def _validate(f, v):
     kind, allowed, check = f.metadata["kind"], f.metadata["allowed"], f.metadata["check"]
@@ -174,7 +178,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     dev = resolve_device(cfg.device)
     model.to(dev)
     train, val = data.tensors("train", dev), data.tensors("val", dev)
-    n, cond, latent = len(train["x"]), model.cond_key, model.config.latent_dim
+    n, latent = len(train["x"]), model.config.latent_dim
     noise_dim = getattr(model, "noise_dim", latent)    # contvae with a sampled prior mean draws one more column
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     val_noise = torch.randn(len(val["x"]), latent, generator=torch.Generator(device=dev).manual_seed(cfg.seed + 1), device=dev)
@@ -190,7 +194,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         for idx in batch_slices(n, cfg.batch_size, gen, dev):
             b = {k: v[idx] for k, v in train.items()}
             noise = torch.randn(len(idx), noise_dim, generator=gen, device=dev)
-            loss = model_loss(model(b["x"], b[cond] if cond else None, noise=noise), b, cfg.beta)
+            loss = model_loss(model(b["x"], model.condition(b), noise=noise), b, cfg.beta)
             adam.zero_grad()
             loss.total.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
@@ -198,7 +202,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
             sums += torch.stack([loss.total, loss.recon, loss.kl]).detach() * len(idx)
         model.eval()
         with torch.no_grad():
-            v = model_loss(model(val["x"], val[cond] if cond else None, noise=val_noise), val, cfg.beta)
+            v = model_loss(model(val["x"], model.condition(val), noise=val_noise), val, cfg.beta)
         values = dict(zip(HISTORY_LOSS_KEYS, (sums / n).tolist() + torch.stack([v.total, v.recon, v.kl]).tolist()))
         if not all(math.isfinite(x) for x in values.values()):
             raise TrainingDiverged(epoch, values, history[-1] if history else None)

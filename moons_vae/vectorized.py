@@ -70,9 +70,10 @@ class StackedModel:
         if type(m0).__name__ not in kinds: raise NotImplementedError(f"cannot stack a {type(m0).__name__}; known: {list(kinds)}")
         self.kind = kinds[type(m0).__name__]
         c = m0.config
-        if c.attr_standardize or c.prior_mean_from != "true" or c.prior_scale != "fixed":
+        if c.attr_standardize or c.prior_mean_from != "true" or c.prior_scale != "fixed" or c.moon_attribute or c.prior_direction != "learned":
             raise NotImplementedError("fit_many stacks the continuous model with attr_standardize=False, prior_mean_from='true' and "
-                                      f"prior_scale='fixed' only; got {c.attr_standardize}, {c.prior_mean_from!r}, {c.prior_scale!r}: train it with fit")
+                                      f"prior_scale='fixed' only, learned directions, no moon_attribute; got {c.attr_standardize}, {c.prior_mean_from!r}, {c.prior_scale!r}, "
+                                      f"{c.moon_attribute}: train it with fit")
         self.latent, self.lo, self.hi, self.decoder_var = c.latent_dim, c.logvar_min, c.logvar_max, c.decoder_var
         self.names = [n for n, _ in m0.named_parameters()]
         named = [dict(m.named_parameters()) for m in models]
