@@ -9,7 +9,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,19 +18,9 @@ DEFAULT_OUT = HERE / "results.json"
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    "Write `text` to `path` through a temporary file in the same folder and a rename."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0); os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # mkstemp makes 0600 files; give results the usual permissions
-        with os.fdopen(fd, "w") as fh: fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    "Write `text` to `path` atomically, with the usual permissions (the package's one helper for it)."
+    from moons_vae.files import atomic_write
+    return atomic_write(path, text)
 
 
 def cpu_model() -> str:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state, shuffle as sk_shuffle
+
+from .files import atomic_file
 
 # %% auto #0
 __all__ = ['SPLIT_FRACTIONS', 'make_moons_with_position', 'arc_position', 'true_log_density', 'distance_to_arcs',
@@ -280,13 +280,7 @@ def _read_cache(path, n_samples, noise, random_state):
     return arrays
 
 def _write_atomic_npz(path:Path, **arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh: np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    with atomic_file(path, "wb") as fh: np.savez(fh, **arrays)
 
 # %% ../nbs/00_data.ipynb #c017
 def load_moons(n_samples:int=2000, # total number of points

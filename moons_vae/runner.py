@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,12 +23,13 @@ from tqdm import tqdm
 
 import moons_vae
 from .experiment import validate_params
-from .train import write_json_atomic, replace_dir
+from .files import write_json_atomic, replace_dir, temp_dir_beside, atomic_file
+from .deps import import_closure, notebook_code, source_hash
 
 # %% auto #0
-__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'code_hash',
-           'content_hash', 'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash',
-           'page_cached', 'execute_page', 'run_experiments', 'summary_table']
+__all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
+           'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash', 'page_cached',
+           'execute_page', 'run_experiments', 'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
@@ -92,22 +92,13 @@ def read_params_file(path:str|Path, root:str|Path=".", profile:dict|None=None) -
     return Experiment(path.stem, path, notebook, params)
 
 # %% ../nbs/10_runner.ipynb #c007
-def code_hash(root:str|Path=".", package_dir:str|Path|None=None) -> str:
-    "SHA-256 of the package source and the lock file: what every result depends on besides its notebook and params."
-    h = hashlib.sha256()
-    pkg = Path(package_dir or Path(moons_vae.__file__).parent)
-    for f in sorted(pkg.rglob("*.py")):
-        h.update(str(f.relative_to(pkg)).encode()); h.update(f.read_bytes())
-    lock = Path(root) / "requirements.lock"
-    if lock.is_file(): h.update(lock.read_bytes())
-    return h.hexdigest()
-
 def content_hash(exp:Experiment, root:str|Path=".", package_dir:str|Path|None=None) -> str:
-    "SHA-256 of the experiment's params, notebook, package source and lock file."
+    "SHA-256 of the experiment's params, notebook, the package modules it reaches and the lock file."
     h = hashlib.sha256()
     h.update(json.dumps(exp.params, sort_keys=True, default=str).encode())
     h.update(Path(exp.notebook).read_bytes())
-    h.update(code_hash(root, package_dir).encode())
+    modules = import_closure(notebook_code(exp.notebook), package_dir)
+    h.update(source_hash(modules, package_dir, [Path(root) / "requirements.lock"]).encode())
     return h.hexdigest()
 
 def cached(exp:Experiment, runs_dir:str|Path) -> bool:
@@ -169,14 +160,14 @@ def _renumber(nb_path:Path, title:str|None=None, hide_parameters:bool=False):
             n += 1; c["execution_count"] = n
             for o in c.get("outputs", []):
                 if "execution_count" in o: o["execution_count"] = n
-    tmp = nb_path.with_suffix(".tmp"); tmp.write_text(json.dumps(nb, indent=1)); os.replace(tmp, nb_path)
+    with atomic_file(nb_path) as fh: json.dump(nb, fh, indent=1)
 
 def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
     "Run one experiment into `runs_dir/exp.name`; returns a result row, raises `ExperimentFailed`."
     import papermill as pm
     runs_dir, t0 = Path(runs_dir).absolute(), time.time()
     runs_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=runs_dir, prefix=f".{exp.name}.tmp-"))
+    work = temp_dir_beside(runs_dir / exp.name)
     out = work / exp.name
     nb_out = work / "run.ipynb"
     params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute()), "content_hash": exp.content_hash}
@@ -238,8 +229,7 @@ def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:b
     import papermill as pm
     t0, dest = time.time(), Path(page.dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp.ipynb"); os.close(fd)
-    tmp = Path(tmp)
+    tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.ipynb")   # papermill creates it, with the usual permissions
     try:
         km = _kernel(Path(runs_dir).absolute()) if reuse_kernel else None
         if km is not None: _reset_kernel(km)

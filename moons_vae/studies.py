@@ -126,12 +126,14 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     from moons_vae.vectorized import fit_many, StackedModel
     from moons_vae.train import make_model
     from moons_vae.evaluate import evaluate
+    from moons_vae.memo import memo_members
     torch.set_num_threads(1)
     cfgs = [RunConfig.from_dict(c) for c in configs]
     data = load_moons(cfgs[0].n_samples, cfgs[0].noise, cfgs[0].data_seed, cache_dir=data_dir)
     try: StackedModel([make_model(cfgs[0])]); stackable = True
     except NotImplementedError: stackable = False
-    members = fit_many(cfgs, data, progress=False, on_diverge="stop") if stackable else _one_by_one(cfgs, data)
+    train = (lambda: fit_many(cfgs, data, progress=False, on_diverge="stop")) if stackable else (lambda: _one_by_one(cfgs, data))
+    members = memo_members(cfgs, data, train, Path(data_dir) / "fits")     # loaded if this group was trained before
     rows = []
     for c, member in zip(cfgs, members):
         row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,

@@ -9,8 +9,6 @@ import copy
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -21,10 +19,11 @@ from tqdm import tqdm  # the text bar: executed notebooks have no widget front-e
 from .data import MoonsData, load_moons, batch_slices
 from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES, PRIOR_DIRECTIONS
 from .loss import model_loss
+from .files import atomic_dir, usual_mode, write_json_atomic
 
 # %% auto #0
 __all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'AdamStep',
-           'fit', 'write_json_atomic', 'replace_dir', 'save_run', 'load_run']
+           'fit', 'save_run', 'load_run']
 
 # %% ../nbs/03_train.ipynb #c005
 def _spec(default, kind, allowed=None, check=None, doc=""):
@@ -219,42 +218,15 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     return history
 
 # %% ../nbs/03_train.ipynb #c026
-def _json_default(o):
-    if hasattr(o, "tolist"): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
-
-def write_json_atomic(path:str|Path, obj, **kw):
-    "Write `obj` as JSON to `path` through a temporary file and a rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh: json.dump(obj, fh, indent=1, default=_json_default, **kw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
-def replace_dir(tmp:Path, dest:Path):
-    "Move the finished folder `tmp` to `dest`, replacing what was there only once `tmp` is complete."
-    dest = Path(dest)
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old); os.replace(tmp, dest); shutil.rmtree(old)
-    else: os.replace(tmp, dest)
-
 def save_run(path:str|Path, model:VAE, cfg:RunConfig, history:list, **extra_json) -> Path:
     "Write a run folder atomically: model.pt, config.json, history.json and `name.json` for each extra."
     path = Path(path)
     if path.exists() and not path.is_dir(): raise NotADirectoryError(f"run path {str(path)!r} exists and is not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_dir(path) as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        os.chmod(tmp / "model.pt", usual_mode())
         for name, obj in {"config": cfg.to_dict(), "history": history, **extra_json}.items():
             write_json_atomic(tmp / f"{name}.json", obj)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
 def load_run(path:str|Path, device="cpu") -> tuple[VAE, RunConfig, list]:

@@ -53,7 +53,7 @@ def demo_notebook() -> nbformat.NotebookNode:
            "$$\n\\log p_\\theta(\\mathbf x)=\\mathrm{ELBO}(\\mathbf x)+D_{\\mathrm{KL}}\\big(q_\\phi(\\mathbf z\\mid\\mathbf x)"
            "\\,\\|\\,p_\\theta(\\mathbf z\\mid\\mathbf x)\\big)\n$$\n\nand an `amsmath` environment:\n\n"
            "\\begin{align}\n\\mathbf z &= \\boldsymbol\\mu + \\varepsilon_w\\,\\boldsymbol\\sigma\\odot\\boldsymbol\\varepsilon\n\\end{align}"),
-        code("from moons_vae.book import register_offline_plotly\nregister_offline_plotly()",
+        code("from moons_vae.offline import register_offline_plotly\nregister_offline_plotly()",
              metadata={"tags": ["remove-cell"]}),
         code("import plotly.graph_objects as go\n"
              "fig = go.Figure(go.Scatter(x=[0, 1, 2, 3], y=[0, 1, 0, 1], mode='lines+markers', name='demo'))\n"

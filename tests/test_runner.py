@@ -1,5 +1,7 @@
 """The experiment notebook under papermill and the runner, end to end on the smoke config."""
 import json
+import os
+import stat
 import math
 import shutil
 import subprocess
@@ -88,6 +90,10 @@ def test_runner_cache_force_failure_and_determinism(tmp_path):
     for name in ("smoke", "smoke_cvae"):
         assert {"run.ipynb", "model.pt", "metrics.json", "cache.json"} <= {p.name for p in (runs / name).iterdir()}
     assert r.stdout.count(" ran ") == 2
+    # the usual permissions (umask 022 in the test environment), not mkstemp's 0600/0700
+    umask = os.umask(0); os.umask(umask)
+    assert stat.S_IMODE((runs / "smoke").stat().st_mode) == 0o777 & ~umask
+    for f in (runs / "smoke").iterdir(): assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
     first_metrics = json.loads((runs / "smoke" / "metrics.json").read_text())
     first_history = json.loads((runs / "smoke" / "history.json").read_text())
 
