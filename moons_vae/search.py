@@ -231,7 +231,9 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
     def _for(self, trial):
         s = self._tpe.get(trial.number)
         if s is None:
-            s = self._tpe[trial.number] = optuna.samplers.TPESampler(seed=self.trial_seed(trial.number), n_startup_trials=self.n_startup_trials)
+            s = self._tpe[trial.number] = optuna.samplers.TPESampler(
+                seed=self.trial_seed(trial.number), n_startup_trials=self.n_startup_trials,
+                multivariate=False, constant_liar=False)   # explicit: the results depend on them, and Optuna 5 changes their defaults
         return s
 
     def infer_relative_search_space(self, study, trial): return self._for(trial).infer_relative_search_space(study, trial)

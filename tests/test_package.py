@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import ROOT
 
 MODULES = ["data", "models", "loss", "train", "evaluate", "plots", "experiment", "vectorized", "search", "book",
-           "runner", "cli", "report", "studies"]
+           "runner", "cli", "report", "studies", "baselines", "files", "deps", "memo", "offline"]
 
 
 def test_wheel_has_every_module_and_imports(tmp_path):
@@ -26,3 +26,16 @@ def test_wheel_has_every_module_and_imports(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == __import__("moons_vae").__version__
+
+
+def test_nbdev_export_spelled_as_the_design_card_says(tmp_path):
+    "`nbdev_export` (nbdev's old name, used by the design card and older tutorials) is installed and exports like `nbdev-export`."
+    exe = Path(sys.executable).parent / "nbdev_export"
+    assert exe.is_file(), "the project's `nbdev_export` console script is missing: reinstall with `pip install -e .`"
+    import shutil
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".venv", ".git", "_book", "data", "search", "__pycache__"))
+    (repo / "moons_vae" / "files.py").unlink()                     # a module missing from the package comes back
+    r = subprocess.run([str(exe)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (repo / "moons_vae" / "files.py").read_text() == (ROOT / "moons_vae" / "files.py").read_text()

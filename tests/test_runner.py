@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT, tool
 
-SMOKE = ROOT / "params" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 
 
 def papermill(tmp_path, *args):
