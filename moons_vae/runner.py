@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,11 +26,12 @@ import moons_vae
 from .experiment import validate_params
 from .files import write_json_atomic, replace_dir, temp_dir_beside, atomic_file
 from .deps import import_closure, notebook_code, source_hash
+from .progress import read_progress, progress_line
 
 # %% auto #0
 __all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
-           'cached', 'ExperimentFailed', 'shutdown_kernel', 'execute_experiment', 'Page', 'page_hash', 'page_cached',
-           'execute_page', 'run_experiments', 'summary_table']
+           'cached', 'ExperimentFailed', 'shutdown_kernel', 'progress_dir', 'execute_experiment', 'Page', 'page_hash',
+           'page_cached', 'execute_page', 'run_experiments', 'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
@@ -123,13 +125,16 @@ def _kernel(log_dir:Path):
         _KERNEL.start_kernel(cwd=os.getcwd(), env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}, stderr=log)
     return _KERNEL
 
-def _reset_kernel(km):
+def _reset_kernel(km, progress_file:Path|None=None):
     kc = km.client(); kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
         # clear the namespace and the process-wide state notebooks may change (grad mode, dtype, threads)
         # (%reset also deletes __main__.__spec__, which multiprocessing's spawn needs: put back the kernel's None)
         kc.execute_interactive("%reset -f\n__spec__ = None\nimport torch as _t; _t.set_grad_enabled(True); _t.set_default_dtype(_t.float32); _t.set_num_threads(1); del _t",
+                               timeout=60, output_hook=lambda msg: None)
+        # where the library reports its progress (epochs, groups, trials) for the runner's display
+        kc.execute_interactive(f"from moons_vae.progress import set_progress_file as _s; _s({str(progress_file) if progress_file else None!r}); del _s",
                                timeout=60, output_hook=lambda msg: None)
     finally: kc.stop_channels()
 
@@ -162,6 +167,10 @@ def _renumber(nb_path:Path, title:str|None=None, hide_parameters:bool=False):
                 if "execution_count" in o: o["execution_count"] = n
     with atomic_file(nb_path) as fh: json.dump(nb, fh, indent=1)
 
+def progress_dir(runs_dir:str|Path) -> Path:
+    "Where running experiments report their progress (`moons_vae.progress`), one JSON file each."
+    return Path(runs_dir).absolute() / ".progress"
+
 def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
     "Run one experiment into `runs_dir/exp.name`; returns a result row, raises `ExperimentFailed`."
     import papermill as pm
@@ -171,9 +180,10 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
     out = work / exp.name
     nb_out = work / "run.ipynb"
     params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute()), "content_hash": exp.content_hash}
+    progress_file = progress_dir(runs_dir) / f"{exp.name}.json"
     try:
         km = _kernel(runs_dir) if reuse_kernel else None
-        if km is not None: _reset_kernel(km)
+        if km is not None: _reset_kernel(km, progress_file)
         try:
             pm.execute_notebook(str(exp.notebook), str(nb_out), parameters=params, progress_bar=False, km=km,
                                 kernel_name="python3", cwd=None if km else os.getcwd())
@@ -195,6 +205,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
         return {"name": exp.name, "status": "ran", "seconds": seconds}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        progress_file.unlink(missing_ok=True)
 
 @dataclass
 class Page:
@@ -253,6 +264,17 @@ def _worker_task(exp, runs_dir, data_dir):
     except Exception as e: return {"name": exp.name, "status": "failed", "error": f"experiment {exp.name!r}: {type(e).__name__}: {e}"}
 
 # %% ../nbs/10_runner.ipynb #c011
+def _show_progress(bar, folder:Path, every:float=2.0):
+    "Refresh `bar`'s postfix from the running experiments' progress files every `every` seconds; returns a stop function."
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in folder.glob("*.json"): f.unlink(missing_ok=True)        # left by an interrupted run
+    halt = threading.Event()
+    def loop():
+        while not halt.wait(every):
+            bar.set_postfix_str(progress_line(read_progress(folder)) or "starting", refresh=True)
+    t = threading.Thread(target=loop, daemon=True); t.start()
+    return lambda: (halt.set(), t.join())
+
 def run_experiments(params_paths:list, # params files
                     runs_dir:str|Path="_book/runs", # where run folders go
                     data_dir:str|Path="data", # data cache
@@ -278,18 +300,20 @@ def run_experiments(params_paths:list, # params files
     results = {e.name: {"name": e.name, "status": "cached", "seconds": 0.0} for e in exps if e not in todo}
     workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
     bar = tqdm(total=len(todo), desc="experiments", unit="exp", disable=not progress or not todo)
-    if workers == 1:
-        try:
-            for e in todo:
-                bar.set_postfix_str(e.name); results[e.name] = _worker_task(e, runs_dir, data_dir); bar.update()
-        finally: shutdown_kernel()
-    elif todo:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker_task, e, runs_dir, data_dir): e for e in todo}
-            for f in as_completed(futures):
-                r = f.result(); results[r["name"]] = r
-                bar.set_postfix_str(r["name"]); bar.update()
-    bar.close()
+    stop = _show_progress(bar, progress_dir(runs_dir)) if progress and todo else None
+    try:
+        if workers == 1:
+            try:
+                for e in todo: results[e.name] = _worker_task(e, runs_dir, data_dir); bar.update()
+            finally: shutdown_kernel()
+        elif todo:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_worker_task, e, runs_dir, data_dir): e for e in todo}
+                for f in as_completed(futures):
+                    r = f.result(); results[r["name"]] = r; bar.update()
+    finally:
+        if stop is not None: stop()
+        bar.close()
     return [results[n] for n in names]
 
 def summary_table(results:list[dict], runs_dir:str|Path="_book/runs") -> str:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from .data import load_moons, MoonsData
 from .train import RunConfig, make_model, fit, TrainingDiverged
+from .progress import report
 
 try: import fcntl
 except ImportError: fcntl = None  # not on Windows: SQLite workers then share no trial lock
@@ -233,7 +234,7 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         if s is None:
             s = self._tpe[trial.number] = optuna.samplers.TPESampler(
                 seed=self.trial_seed(trial.number), n_startup_trials=self.n_startup_trials,
-                multivariate=False, constant_liar=False)   # explicit: the results depend on them, and Optuna 5 changes their defaults
+                multivariate=True, constant_liar=True)   # Optuna 5's defaults, explicit: the results depend on them (4.x had False, False)
         return s
 
     def infer_relative_search_space(self, study, trial): return self._for(trial).infer_relative_search_space(study, trial)
@@ -315,6 +316,12 @@ def _check_definition(study, definition, url):
         raise ValueError(f"study {study.study_name!r} in {mask_url(url)} was created for a different search (differs in: "
                          f"{', '.join(diff)}); use another study name, or the study's own settings: {have}")
 
+def _report_trials(n_trials):
+    "An Optuna callback that reports the study's finished trials (every worker's) to the runner's display."
+    def callback(study, trial):
+        report("trials", sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)), n_trials, min_interval=0)
+    return callback
+
 def run_search(study_name:str, # name of the study in the storage
                storage:str|os.PathLike|None, # SQLAlchemy URL, SQLite file path, or None for search/<study_name>.db
                model:str, # vae, cvae or contvae
@@ -365,7 +372,7 @@ def run_search(study_name:str, # name of the study in the storage
             if remaining > 0:
                 try:
                     study.optimize(make_objective(fixed, space, objective_hook), n_trials=remaining, catch=(TrainingDiverged,),
-                                   callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None)])
+                                   callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None), _report_trials(n_trials)])
                 except BudgetReached: pass  # another worker took the last trial between our check and our next trial
             optuna.storages.fail_stale_trials(study)
         return study

@@ -98,6 +98,7 @@ import numpy as np
 from concurrent.futures import ProcessPoolExecutor, as_completed
 import multiprocessing as mp
 from tqdm import tqdm
+from .progress import report
 
 SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo",
                   "iwae", "mutual_info", "active_units", "informative_units", "latent_share", "collapsed", "mmd2_samples",
@@ -151,12 +152,14 @@ def run_groups(groups:list[list[dict]], data_dir:str|Path="data", eval_K:int=64,
     data_dir = str(Path(data_dir).absolute())
     out = [None] * len(groups)
     bar = tqdm(total=len(groups), desc="groups", unit="group", disable=not progress)
+    done = lambda: (bar.update(), report("groups", bar.n, len(groups)))   # the runner's display shows groups done
+    report("groups", 0, len(groups))
     if workers == 1:
-        for i, g in enumerate(groups): out[i] = train_group(g, data_dir, eval_K); bar.update()
+        for i, g in enumerate(groups): out[i] = train_group(g, data_dir, eval_K); done()
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             futs = {pool.submit(_group_task, (g, data_dir, eval_K)): i for i, g in enumerate(groups)}
-            for f in as_completed(futs): out[futs[f]] = f.result(); bar.update()
+            for f in as_completed(futs): out[futs[f]] = f.result(); done()
     bar.close()
     return [r for rows in out for r in rows]
 

@@ -20,6 +20,7 @@ from .data import MoonsData, load_moons, batch_slices
 from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES, PRIOR_DIRECTIONS
 from .loss import model_loss
 from .files import atomic_dir, usual_mode, write_json_atomic
+from .progress import report
 
 # %% auto #0
 __all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'AdamStep',
@@ -187,6 +188,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     best, best_state, since_best, history = math.inf, None, 0, []
     bar = tqdm(range(1, cfg.max_epochs + 1), disable=not progress, desc=f"{cfg.model} fit", unit="epoch", leave=False)
     for epoch in bar:
+        report("epochs", epoch - 1, cfg.max_epochs)      # for the runner's display (a no-op unless it asked)
         t0 = time.perf_counter()
         model.train()
         sums = torch.zeros(3, device=dev)
@@ -215,6 +217,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         if callback is not None: callback(history[-1])
         if epoch >= cfg.min_epochs and since_best >= cfg.patience: break
     model.load_state_dict(best_state)
+    report("epochs", len(history), len(history))         # finished (early stopping may end before max_epochs)
     return history
 
 # %% ../nbs/03_train.ipynb #c026

@@ -17,6 +17,7 @@ from .data import MoonsData
 from .models import VAE, build_model, decoder_logvar
 from .loss import fixed_var_nll, gaussian_nll
 from .train import RunConfig, make_model, resolve_device, HISTORY_LOSS_KEYS, TrainingDiverged
+from .progress import report
 
 # %% auto #0
 __all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit', 'fit_many',
@@ -227,6 +228,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     bar = tqdm(range(1, max(c.max_epochs for c in configs) + 1), disable=not progress, desc=f"fit_many {kind} x{K}",
                unit="epoch", leave=False)
     for epoch in bar:
+        report("epochs", epoch - 1, bar.total)           # for the runner's display (a no-op unless it asked)
         t0, k = time.perf_counter(), len(act)
         for r, i in enumerate(act):              # member i's draws, in fit's order: permutation, then each step's noise
             torch.randperm(n, generator=gens[i], device=dev, out=perm[r])
@@ -294,6 +296,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
             groups_key = None
         if progress: bar.set_postfix(active=len(act), refresh=False)
     bar.close()
+    report("epochs", epoch, epoch)                          # finished
     return results
 
 # %% ../nbs/07_vectorized.ipynb #c022
