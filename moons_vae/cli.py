@@ -50,7 +50,9 @@ def library_pages(book_dir:str|Path) -> list[Page]:
 def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
     "The report chapters (nbs/report/*.ipynb), which read every run folder and the last benchmark results."
     inputs = sorted(Path(runs_dir).glob("*/cache.json")) + [Path("benchmarks/results.json")]
-    return [Page(f"report/{nb.stem}", nb, Path(book_dir) / "report" / nb.name, inputs) for nb in sorted(Path("nbs/report").glob("*.ipynb"))]
+    status = [Path(runs_dir) / "status.json"]   # this build's ran/cached: only the run-status page reads it
+    return [Page(f"report/{nb.stem}", nb, Path(book_dir) / "report" / nb.name, inputs + (status if nb.stem == "run_status" else []))
+            for nb in sorted(Path("nbs/report").glob("*.ipynb"))]
 
 def _run(a, pages=None) -> int:
     params = [Path(p) for p in a.params] if getattr(a, "params", None) else _default_params()

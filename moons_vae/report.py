@@ -20,7 +20,7 @@ from .data import load_moons
 # %% auto #0
 __all__ = ['TABLE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table',
            'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines', 'likelihood_table', 'sweep_trends',
-           'beta_trade_verdict', 'collapse_verdict']
+           'beta_trade_verdict', 'collapse_verdict', 'run_status']
 
 # %% ../nbs/12_report.ipynb #c005
 def read_run(name:str, runs_dir:str|Path) -> dict:
@@ -166,3 +166,22 @@ def collapse_verdict(fixed:dict, learned:dict) -> str:
     if a and b: return "holds under both likelihoods"
     if b: return "only the calibrated model collapses"
     return "neither objective collapses at this setting"
+
+# %% ../nbs/12_report.ipynb #c020
+def run_status(runs_dir:str|Path, links:bool=False) -> pd.DataFrame:
+    "One row per run folder: this build's outcome, when it ran, commit, content hash, wall time, lock hash."
+    runs_dir = Path(runs_dir)
+    try: status = json.loads((runs_dir / "status.json").read_text())
+    except (OSError, ValueError): status = {}
+    rows = []
+    for d in sorted(p for p in runs_dir.iterdir() if (p / "cache.json").is_file()) if runs_dir.is_dir() else []:
+        cache = json.loads((d / "cache.json").read_text())
+        prov = json.loads((d / "provenance.json").read_text()) if (d / "provenance.json").is_file() else {}
+        commit = prov.get("git_commit")
+        rows.append({"experiment": run_link(d.name) if links else d.name, "params file": cache.get("params_file"),
+                     "this build": status.get(d.name, {}).get("status", "not in this build"),
+                     "ran at": cache.get("finished"), "wall s": cache.get("runner_seconds"),
+                     "commit": None if not commit else commit[:10] + (" (dirty)" if prov.get("git_dirty") else ""),
+                     "content hash": (cache.get("content_hash") or "")[:12] or None,
+                     "lock": (cache.get("lock_sha256") or "")[:12] or None})
+    return pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()

@@ -30,8 +30,8 @@ from .progress import read_progress, progress_line
 
 # %% auto #0
 __all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
-           'cached', 'ExperimentFailed', 'shutdown_kernel', 'progress_dir', 'execute_experiment', 'Page', 'page_hash',
-           'page_cached', 'execute_page', 'run_experiments', 'summary_table']
+           'cached', 'ExperimentFailed', 'shutdown_kernel', 'lock_hash', 'write_status', 'progress_dir',
+           'execute_experiment', 'Page', 'page_hash', 'page_cached', 'execute_page', 'run_experiments', 'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
@@ -167,6 +167,20 @@ def _renumber(nb_path:Path, title:str|None=None, hide_parameters:bool=False):
                 if "execution_count" in o: o["execution_count"] = n
     with atomic_file(nb_path) as fh: json.dump(nb, fh, indent=1)
 
+def lock_hash(root:str|Path=".") -> str|None:
+    "SHA-256 of `requirements.lock` (None without one)."
+    f = Path(root) / "requirements.lock"
+    return hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None
+
+def write_status(results:list[dict], runs_dir:str|Path) -> Path:
+    "Record this build's outcome per experiment (ran, cached, failed, seconds) in `runs_dir/status.json`, keeping older entries."
+    f = Path(runs_dir) / "status.json"
+    try: status = json.loads(f.read_text())
+    except (OSError, ValueError): status = {}
+    at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    status.update({r["name"]: {"status": r["status"], "seconds": r.get("seconds"), "build": at} for r in results})
+    return write_json_atomic(f, status)
+
 def progress_dir(runs_dir:str|Path) -> Path:
     "Where running experiments report their progress (`moons_vae.progress`), one JSON file each."
     return Path(runs_dir).absolute() / ".progress"
@@ -199,7 +213,9 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
         os.replace(nb_out, out / "run.ipynb")
         seconds = round(time.time() - t0, 2)
         write_json_atomic(out / "cache.json", {"content_hash": exp.content_hash, "params_file": str(exp.params_path),
-                                               "notebook": str(exp.notebook), "runner_seconds": seconds})
+                                               "notebook": str(exp.notebook), "runner_seconds": seconds,
+                                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "lock_sha256": lock_hash(),
+                                               "modules": import_closure(notebook_code(exp.notebook))})
         replace_dir(out, runs_dir / exp.name)
         (runs_dir / ".failed" / f"{exp.name}.ipynb").unlink(missing_ok=True)   # an earlier failure is stale now
         return {"name": exp.name, "status": "ran", "seconds": seconds}
@@ -314,6 +330,8 @@ def run_experiments(params_paths:list, # params files
     finally:
         if stop is not None: stop()
         bar.close()
+    exp_names = {e.name for e in exps if not isinstance(e, Page)}
+    if exp_names: write_status([results[n] for n in names if n in exp_names], runs_dir)
     return [results[n] for n in names]
 
 def summary_table(results:list[dict], runs_dir:str|Path="_book/runs") -> str:
