@@ -127,11 +127,12 @@ def toc_pages(book_dir:str|Path) -> list[str]:
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 def notebook_problems(book_dir:str|Path) -> dict[str, list[str]]:
-    "What the HTML book would hide in the notebooks of the table of contents: errors, and outputs it cannot show."
+    "What the HTML book would hide or should not show in the notebooks of the table of contents: errors, outputs it cannot show, stray output in chapters."
     import nbformat
     from myst_nb.core.render import get_mime_priority
     shown = set(get_mime_priority("html", []))
     book_dir, problems = Path(book_dir), {}
+    machine_path = str(book_dir.absolute().parent)          # the build machine's checkout: no reader needs to see it
     for page in toc_pages(book_dir):
         if not page.endswith(".ipynb"): continue
         nb = nbformat.read(book_dir / page, as_version=4)
@@ -146,6 +147,11 @@ def notebook_problems(book_dir:str|Path) -> dict[str, list[str]]:
                     msg = "a plotly figure without its HTML div: call moons_vae.offline.register_offline_plotly() before plotting"
                 elif kind in ("display_data", "execute_result") and mimes and not mimes & shown:
                     msg = f"an output the HTML book cannot show (types {sorted(mimes)})"
+                elif page.startswith("report/") and kind == "stream" and out.get("name") == "stderr":
+                    first = "".join(out.get("text", "")).strip().splitlines()[:1]
+                    msg = f"stray stderr in a chapter (a warning or a progress bar): {first[0][:200] if first else ''!r}"
+                elif page.startswith("report/") and machine_path in json.dumps(out):
+                    msg = f"the build machine's path {machine_path!r} in a chapter's output"
                 if msg: problems.setdefault(page, []).append(f"cell {i}: {msg}")
     return problems
 
