@@ -311,6 +311,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'moons_vae.runner._worker_task': ('runner.html#_worker_task', 'moons_vae/runner.py'),
                                   'moons_vae.runner.cached': ('runner.html#cached', 'moons_vae/runner.py'),
                                   'moons_vae.runner.content_hash': ('runner.html#content_hash', 'moons_vae/runner.py'),
+                                  'moons_vae.runner.dask_executor': ('runner.html#dask_executor', 'moons_vae/runner.py'),
                                   'moons_vae.runner.execute_experiment': ('runner.html#execute_experiment', 'moons_vae/runner.py'),
                                   'moons_vae.runner.execute_page': ('runner.html#execute_page', 'moons_vae/runner.py'),
                                   'moons_vae.runner.load_profile': ('runner.html#load_profile', 'moons_vae/runner.py'),

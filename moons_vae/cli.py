@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--force", action="store_true", help="rerun experiments even when their outputs are cached")
         q.add_argument("--quiet", action="store_true", help="no progress bar")
         q.add_argument("--profile", default=None, help="params/profiles/<name>.yaml overrides for every experiment, e.g. 'quick' (default: none, full fidelity)")
+        q.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                       help="run the experiments as tasks on this Dask distributed scheduler (workers: one thread each, started "
+                            "in a checkout of the same commit with the same lock, sharing the runs and data folders); default: local processes")
     r = sub.add_parser("run", help="execute experiment notebooks, one per params file", description="Execute the experiment notebook once per params file (cached by content hash).")
     r.add_argument("params", nargs="*", help="params files (default: params/*.yaml)")
     add_run_args(r)
@@ -56,7 +59,8 @@ def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
 
 def _run(a, pages=None) -> int:
     params = [Path(p) for p in a.params] if getattr(a, "params", None) else _default_params()
-    try: results = run_experiments(params, a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=pages, profile=a.profile)
+    try: results = run_experiments(params, a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=pages,
+                                   profile=a.profile, scheduler=a.scheduler)
     except (ValueError, FileNotFoundError) as e:
         print(f"moons-vae: {e}", file=sys.stderr); return 2
     print(summary_table(results, a.runs_dir))

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import contextlib
 import threading
 import time
 import traceback
@@ -31,7 +32,8 @@ from .progress import read_progress, progress_line
 # %% auto #0
 __all__ = ['DEFAULT_NOTEBOOK', 'VALIDATORS', 'RUNNER_OWNED', 'Experiment', 'load_profile', 'read_params_file', 'content_hash',
            'cached', 'ExperimentFailed', 'shutdown_kernel', 'lock_hash', 'write_status', 'progress_dir',
-           'execute_experiment', 'Page', 'page_hash', 'page_cached', 'execute_page', 'run_experiments', 'summary_table']
+           'execute_experiment', 'Page', 'page_hash', 'page_cached', 'execute_page', 'dask_executor', 'run_experiments',
+           'summary_table']
 
 # %% ../nbs/10_runner.ipynb #c005
 DEFAULT_NOTEBOOK = "nbs/train.ipynb"
@@ -291,6 +293,22 @@ def _show_progress(bar, folder:Path, every:float=2.0):
     t = threading.Thread(target=loop, daemon=True); t.start()
     return lambda: (halt.set(), t.join())
 
+@contextlib.contextmanager
+def dask_executor(address:str, timeout:float=30):
+    "A `concurrent.futures` executor on the Dask scheduler at `address`, whose workers must each have one thread."
+    if not isinstance(address, str) or not re.fullmatch(r"(tcp|tls)://[^\s/:]+:\d+", address):
+        raise ValueError(f"scheduler={address!r} must look like tcp://HOST:PORT")
+    from distributed import Client
+    try: client = Client(address, timeout=timeout)
+    except OSError as e: raise ValueError(f"no Dask scheduler answers at {address} ({e})") from None
+    try:
+        threads = client.nthreads()
+        if not threads: raise ValueError(f"the Dask scheduler at {address} has no workers")
+        multi = {w: n for w, n in threads.items() if n != 1}
+        if multi: raise ValueError(f"Dask workers must run one thread each (dask worker --nthreads 1): {multi}")
+        yield client.get_executor(pure=False)     # pure=False: two experiments with equal arguments are two tasks
+    finally: client.close()
+
 def run_experiments(params_paths:list, # params files
                     runs_dir:str|Path="_book/runs", # where run folders go
                     data_dir:str|Path="data", # data cache
@@ -300,10 +318,12 @@ def run_experiments(params_paths:list, # params files
                     progress:bool=True,
                     pages:list|None=None, # `Page`s to execute alongside (cached by `page_hash`)
                     profile:str|None=None, # name of a profile in params/profiles/ (None or 'full': none)
+                    scheduler:str|None=None, # address of a Dask distributed scheduler (tcp://HOST:PORT): run there
                    ) -> list[dict]:
     "Run every experiment and page not cached; returns one result row per job (status ran, cached or failed)."
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers={workers!r} must be an int >= 1")
+    runs_dir, data_dir = Path(runs_dir).absolute(), Path(data_dir).absolute()   # the same on every worker
     prof = load_profile(profile, root)
     exps = [read_params_file(p, root, prof) for p in params_paths]   # every file is validated before anything runs
     names = [e.name for e in exps] + [p.name for p in pages or []]
@@ -318,7 +338,12 @@ def run_experiments(params_paths:list, # params files
     bar = tqdm(total=len(todo), desc="experiments", unit="exp", disable=not progress or not todo)
     stop = _show_progress(bar, progress_dir(runs_dir)) if progress and todo else None
     try:
-        if workers == 1:
+        if scheduler and todo:
+            with dask_executor(scheduler) as pool:
+                futures = {pool.submit(_worker_task, e, runs_dir, data_dir): e for e in todo}
+                for f in as_completed(futures):
+                    r = f.result(); results[r["name"]] = r; bar.update()
+        elif workers == 1:
             try:
                 for e in todo: results[e.name] = _worker_task(e, runs_dir, data_dir); bar.update()
             finally: shutdown_kernel()
