@@ -100,6 +100,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'moons_vae.cli._default_params': ('cli.html#_default_params', 'moons_vae/cli.py'),
                                'moons_vae.cli._parser': ('cli.html#_parser', 'moons_vae/cli.py'),
                                'moons_vae.cli._run': ('cli.html#_run', 'moons_vae/cli.py'),
+                               'moons_vae.cli._verify': ('cli.html#_verify', 'moons_vae/cli.py'),
                                'moons_vae.cli.book_sources_hash': ('cli.html#book_sources_hash', 'moons_vae/cli.py'),
                                'moons_vae.cli.chapter_pages': ('cli.html#chapter_pages', 'moons_vae/cli.py'),
                                'moons_vae.cli.library_pages': ('cli.html#library_pages', 'moons_vae/cli.py'),
@@ -458,4 +459,11 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'moons_vae.vectorized.fit_many_models': ( 'vectorized.html#fit_many_models',
                                                                                 'moons_vae/vectorized.py'),
                                       'moons_vae.vectorized.fit_many_parallel': ( 'vectorized.html#fit_many_parallel',
-                                                                                  'moons_vae/vectorized.py')}}}
+                                                                                  'moons_vae/vectorized.py')},
+            'moons_vae.verify': { 'moons_vae.verify._assigned': ('verify.html#_assigned', 'moons_vae/verify.py'),
+                                  'moons_vae.verify._injected': ('verify.html#_injected', 'moons_vae/verify.py'),
+                                  'moons_vae.verify._json_or_none': ('verify.html#_json_or_none', 'moons_vae/verify.py'),
+                                  'moons_vae.verify.rerun_copy': ('verify.html#rerun_copy', 'moons_vae/verify.py'),
+                                  'moons_vae.verify.sanitize': ('verify.html#sanitize', 'moons_vae/verify.py'),
+                                  'moons_vae.verify.sanitize_file': ('verify.html#sanitize_file', 'moons_vae/verify.py'),
+                                  'moons_vae.verify.verify_run': ('verify.html#verify_run', 'moons_vae/verify.py')}}}

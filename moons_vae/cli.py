@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     add_run_args(m)
     m.add_argument("--book-dir", default="_book", help="book source folder; runs go to <book-dir>/runs (default: %(default)s)")
     sub.add_parser("search", help="run one worker of an Optuna search (see `moons-vae search --help`)", add_help=False)
+    v = sub.add_parser("verify", help="re-execute a stored run and compare its outputs with the stored ones",
+                       description="Re-execute a stored run's notebook with its own parameters (fresh data and output folders, "
+                                   "so it trains again) and compare every cell's outputs (nbval) and its metrics/config files "
+                                   "with the stored ones; times, paths and random ids are sanitized. Exit 0: identical, 1: differs.")
+    v.add_argument("run", help="the run's name (a folder of --runs-dir) or a run folder's path")
+    v.add_argument("--runs-dir", default="_book/runs", help="where run folders are (default: %(default)s)")
     return p
 
 def _default_params() -> list[Path]:
@@ -92,6 +98,25 @@ def _book(a) -> int:
     print(f"book built: open {Path(index).absolute()}")
     return 0
 
+def _verify(a) -> int:
+    from moons_vae.verify import verify_run
+    run_dir = Path(a.run) if Path(a.run).is_dir() else Path(a.runs_dir) / a.run
+    try: r = verify_run(run_dir)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"moons-vae: {e}", file=sys.stderr); return 2
+    if r["ok"]: print(f"verified: {run_dir} re-executed with identical outputs and files"); return 0
+    print(r["report"])
+    for f, why in r["files"].items(): print(f"moons-vae verify: {f} {why}")
+    print(f"moons-vae verify: {run_dir} does NOT reproduce" + ("" if r["cells_ok"] else " (cell outputs differ, see above)"), file=sys.stderr)
+    import json
+    from moons_vae.experiment import git_commit
+    stored = (json.loads((run_dir / "provenance.json").read_text()) if (run_dir / "provenance.json").is_file() else {}).get("git_commit")
+    here = git_commit().get("git_commit")
+    if stored and here and stored != here:
+        print(f"moons-vae verify: the run was made at commit {stored[:10]}, this checkout is {here[:10]}: "
+              "a run is verified with the code that made it", file=sys.stderr)
+    return 1
+
 def main(argv=None) -> int:
     "Entry point of the `moons-vae` command."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -101,6 +126,7 @@ def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     if a.command == "run": return _run(a)
     if a.command == "book": return _book(a)
+    if a.command == "verify": return _verify(a)
     if a.command == "report":
         a.params, a.runs_dir = None, str(Path(a.book_dir) / "runs")
         code = _run(a, pages=library_pages(a.book_dir))         # experiments and library notebooks, side by side

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto warns about ipywidgets in executed notebooks
 
 from .data import MoonsData
 from .models import VAE, build_model, decoder_logvar

@@ -133,3 +133,21 @@ def test_runner_rejects_bad_params_file_before_running(tmp_path):
     assert r.returncode == 2
     assert "bad.yaml" in r.stderr and "unknown parameter(s) ['latent']" in r.stderr
     assert not (tmp_path / "runs").exists()                          # nothing ran, not even the good file
+
+
+def test_verify_reproduces_a_stored_run_and_catches_an_altered_one(tmp_path):
+    "`moons-vae verify` re-executes the smoke run (it trains again: fresh data folder) and compares outputs and files."
+    runs = tmp_path / "runs"
+    r = moons_vae(ROOT, str(SMOKE), "--runs-dir", str(runs), "--data-dir", str(tmp_path / "data"), "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    verify = lambda: subprocess.run([tool("moons-vae"), "verify", "smoke", "--runs-dir", str(runs)], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=600)
+    v = verify()
+    assert v.returncode == 0 and "identical outputs and files" in v.stdout, v.stdout[-3000:] + v.stderr[-2000:]
+    m = json.loads((runs / "smoke" / "metrics.json").read_text())
+    m["recon_mse_mean"] *= 0.5                                   # a "better" number than the run produced
+    (runs / "smoke" / "metrics.json").write_text(json.dumps(m))
+    v = verify()
+    assert v.returncode == 1 and "metrics.json differs" in v.stdout and "does NOT reproduce" in v.stderr, v.stdout[-2000:]
+    missing = subprocess.run([tool("moons-vae"), "verify", "nothing", "--runs-dir", str(runs)], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode == 2 and "holds no run.ipynb" in missing.stderr
