@@ -24,7 +24,6 @@ import yaml
 from tqdm import tqdm
 
 import moons_vae
-from .experiment import validate_params
 from .files import write_json_atomic, replace_dir, temp_dir_beside, atomic_file
 from .deps import import_closure, notebook_code, source_hash
 from .progress import read_progress, progress_line
