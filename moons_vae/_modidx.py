@@ -301,6 +301,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'moons_vae.runner': { 'moons_vae.runner.Experiment': ('runner.html#experiment', 'moons_vae/runner.py'),
                                   'moons_vae.runner.ExperimentFailed': ('runner.html#experimentfailed', 'moons_vae/runner.py'),
                                   'moons_vae.runner.Page': ('runner.html#page', 'moons_vae/runner.py'),
+                                  'moons_vae.runner._execute': ('runner.html#_execute', 'moons_vae/runner.py'),
                                   'moons_vae.runner._kernel': ('runner.html#_kernel', 'moons_vae/runner.py'),
                                   'moons_vae.runner._page_params': ('runner.html#_page_params', 'moons_vae/runner.py'),
                                   'moons_vae.runner._read_yaml_mapping': ('runner.html#_read_yaml_mapping', 'moons_vae/runner.py'),

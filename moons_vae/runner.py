@@ -186,29 +186,34 @@ def progress_dir(runs_dir:str|Path) -> Path:
     "Where running experiments report their progress (`moons_vae.progress`), one JSON file each."
     return Path(runs_dir).absolute() / ".progress"
 
+def _execute(what:str, # "experiment 'vae' (params/vae.yaml)" or "page 'report/x' (nbs/report/x.ipynb)", for messages
+             notebook:Path, out_nb:Path, params:dict, runs_dir:Path, reuse_kernel:bool=True,
+             progress_file:Path|None=None, keep_failed:Path|None=None):
+    "The one code path of every notebook the runner executes: warm kernel, papermill, a failure that names the cell."
+    import papermill as pm
+    km = _kernel(runs_dir) if reuse_kernel else None
+    if km is not None: _reset_kernel(km, progress_file)
+    try:
+        pm.execute_notebook(str(notebook), str(out_nb), parameters=params, progress_bar=False, km=km,
+                            kernel_name="python3", cwd=None if km else os.getcwd())
+    except pm.PapermillExecutionError as e:
+        kept = ""
+        if keep_failed is not None and out_nb.exists():
+            keep_failed.parent.mkdir(exist_ok=True); shutil.copy(out_nb, keep_failed); kept = f"; executed notebook kept at {keep_failed}"
+        if km is not None: shutdown_kernel()   # a fresh kernel for whatever comes next
+        raise ExperimentFailed(f"{what} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}{kept}") from None
+
 def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
     "Run one experiment into `runs_dir/exp.name`; returns a result row, raises `ExperimentFailed`."
-    import papermill as pm
     runs_dir, t0 = Path(runs_dir).absolute(), time.time()
     runs_dir.mkdir(parents=True, exist_ok=True)
     work = temp_dir_beside(runs_dir / exp.name)
-    out = work / exp.name
-    nb_out = work / "run.ipynb"
+    out, nb_out = work / exp.name, work / "run.ipynb"
     params = {**exp.params, "out_dir": str(out), "data_dir": str(Path(data_dir).absolute()), "content_hash": exp.content_hash}
     progress_file = progress_dir(runs_dir) / f"{exp.name}.json"
     try:
-        km = _kernel(runs_dir) if reuse_kernel else None
-        if km is not None: _reset_kernel(km, progress_file)
-        try:
-            pm.execute_notebook(str(exp.notebook), str(nb_out), parameters=params, progress_bar=False, km=km,
-                                kernel_name="python3", cwd=None if km else os.getcwd())
-        except pm.PapermillExecutionError as e:
-            failed = runs_dir / ".failed"; failed.mkdir(exist_ok=True)
-            if nb_out.exists(): shutil.copy(nb_out, failed / f"{exp.name}.ipynb")
-            if km is not None: shutdown_kernel()   # a fresh kernel for whatever comes next
-            raise ExperimentFailed(f"experiment {exp.name!r} ({exp.params_path}) failed in cell {e.cell_index} "
-                                   f"(execution count {e.exec_count}): {e.ename}: {e.evalue}; "
-                                   f"executed notebook kept at {failed / (exp.name + '.ipynb')}") from None
+        _execute(f"experiment {exp.name!r} ({exp.params_path})", exp.notebook, nb_out, params, runs_dir, reuse_kernel,
+                 progress_file, keep_failed=runs_dir / ".failed" / f"{exp.name}.ipynb")
         if not out.is_dir(): raise ExperimentFailed(f"experiment {exp.name!r}: the notebook finished without writing its run folder {out}")
         _renumber(nb_out, title=f"Run: {exp.name}")
         os.replace(nb_out, out / "run.ipynb")
@@ -254,20 +259,12 @@ def page_cached(page:Page) -> bool:
 
 def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
     "Execute one page into `page.dest` (atomically); returns a result row, raises `ExperimentFailed`."
-    import papermill as pm
     t0, dest = time.time(), Path(page.dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.ipynb")   # papermill creates it, with the usual permissions
     try:
-        km = _kernel(Path(runs_dir).absolute()) if reuse_kernel else None
-        if km is not None: _reset_kernel(km)
-        try:
-            pm.execute_notebook(str(page.notebook), str(tmp), parameters=_page_params(page.notebook, runs_dir),
-                                progress_bar=False, km=km, kernel_name="python3", cwd=None if km else os.getcwd())
-        except pm.PapermillExecutionError as e:
-            if km is not None: shutdown_kernel()
-            raise ExperimentFailed(f"page {page.name!r} ({page.notebook}) failed in cell {e.cell_index} "
-                                   f"(execution count {e.exec_count}): {e.ename}: {e.evalue}") from None
+        _execute(f"page {page.name!r} ({page.notebook})", page.notebook, tmp, _page_params(page.notebook, runs_dir),
+                 Path(runs_dir).absolute(), reuse_kernel)
         _renumber(tmp, hide_parameters=True)   # a chapter's only parameter is where the runs are
         os.replace(tmp, dest)
         seconds = round(time.time() - t0, 2)
