@@ -287,6 +287,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'moons_vae.report': { 'moons_vae.report.beta_trade_verdict': ('report.html#beta_trade_verdict', 'moons_vae/report.py'),
                                   'moons_vae.report.claim_block': ('report.html#claim_block', 'moons_vae/report.py'),
                                   'moons_vae.report.collapse_verdict': ('report.html#collapse_verdict', 'moons_vae/report.py'),
+                                  'moons_vae.report.figure_source': ('report.html#figure_source', 'moons_vae/report.py'),
                                   'moons_vae.report.latent_moon_accuracy': ('report.html#latent_moon_accuracy', 'moons_vae/report.py'),
                                   'moons_vae.report.likelihood_table': ('report.html#likelihood_table', 'moons_vae/report.py'),
                                   'moons_vae.report.load_model': ('report.html#load_model', 'moons_vae/report.py'),

@@ -20,7 +20,7 @@ from .data import load_moons
 # %% auto #0
 __all__ = ['TABLE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table',
            'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines', 'likelihood_table', 'sweep_trends',
-           'beta_trade_verdict', 'collapse_verdict', 'run_status']
+           'beta_trade_verdict', 'collapse_verdict', 'run_status', 'figure_source']
 
 # %% ../nbs/12_report.ipynb #c005
 def read_run(name:str, runs_dir:str|Path) -> dict:
@@ -185,3 +185,13 @@ def run_status(runs_dir:str|Path, links:bool=False) -> pd.DataFrame:
                      "content hash": (cache.get("content_hash") or "")[:12] or None,
                      "lock": (cache.get("lock_sha256") or "")[:12] or None})
     return pd.DataFrame(rows).set_index("experiment") if rows else pd.DataFrame()
+
+# %% ../nbs/12_report.ipynb #c023
+def figure_source(runs_dir:str|Path, *names:str, depth:int=1) -> Markdown:
+    "A one-line caption naming the runs a figure is drawn from, linked, with their params files."
+    parts = []
+    for n in names:
+        f = Path(runs_dir) / n / "cache.json"
+        params = json.loads(f.read_text()).get("params_file") if f.is_file() else None
+        parts.append(f"{run_link(n, depth)}" + (f" (`{Path(params).as_posix()}`)" if params else "") if f.is_file() else f"{n} (not in this build)")
+    return Markdown("<small>Source: " + ", ".join(parts) + "</small>")
