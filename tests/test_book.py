@@ -14,8 +14,8 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from moons_vae.book import (BookBuildError, SiteCheckError, build_book, check_site, notebook_problems,
-                            site_pages, toc_pages)
+from moons_vae.book import BookBuildError, build_book, notebook_problems, toc_pages
+from moons_vae.sitecheck import SiteCheckError, check_site, site_pages
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "_book"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tool
-from moons_vae.book import check_site
+from moons_vae.sitecheck import check_site
 
 GENERATED = ("_build", "runs", "library", "report", "_generated", ".cache")
 
