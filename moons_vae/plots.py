@@ -5,8 +5,11 @@
 # %% ../nbs/05_plots.ipynb #c002
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from tqdm import TqdmWarning
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -95,7 +98,9 @@ def embed_2d(Z, extra=None, random_state:int=42, n_neighbors:int=15) -> tuple[np
     if Z.shape[1] == 1: emb = np.c_[allz[:, 0], np.zeros(len(allz))]
     elif Z.shape[1] == 2: emb = allz
     else:
-        import umap  # imported here: ~2 s, and only figures of latent spaces need it
+        with warnings.catch_warnings():   # umap imports tqdm.auto, which warns (with this machine's path) without ipywidgets
+            warnings.simplefilter("ignore", TqdmWarning)
+            import umap  # imported here: ~2 s, and only figures of latent spaces need it
         emb = umap.UMAP(n_neighbors=n_neighbors, random_state=random_state, n_jobs=1).fit_transform(allz)
     return emb[:len(Z)], (None if E is None else emb[len(Z):])
 
