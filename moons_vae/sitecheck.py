@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .book import MATHJAX_BUNDLE
+
 # %% auto #0
 __all__ = ['CHROMIUM', 'CHROMIUM_ARGS', 'PageReport', 'SiteCheckError', 'site_pages', 'check_site']
 
