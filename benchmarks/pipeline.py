@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     m = re.fullmatch(r"([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.+)", a.change)
     if not m: p.error(f"--change={a.change!r} must look like FILE:KEY=VALUE, e.g. vae.yaml:seed=43")
     change_file, change_key, change_value = m.groups()
-    params = [Path(x).resolve() for x in a.params] if a.params else sorted((ROOT / "params").glob("*.yaml"))
+    from moons_vae.cli import NOT_EXPERIMENTS
+    params = [Path(x).resolve() for x in a.params] if a.params else sorted(p for p in (ROOT / "params").glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
     if not params: p.error("no params files given and none in params/")
     missing = [str(x) for x in params if not x.is_file()]
     if missing: p.error(f"params files not found: {missing}")

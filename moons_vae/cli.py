@@ -13,7 +13,7 @@ from pathlib import Path
 from .runner import run_experiments, summary_table, Page
 
 # %% auto #0
-__all__ = ['library_pages', 'chapter_pages', 'book_sources_hash', 'main']
+__all__ = ['NOT_EXPERIMENTS', 'library_pages', 'chapter_pages', 'book_sources_hash', 'main']
 
 # %% ../nbs/11_cli.ipynb #c005
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="run the experiments as tasks on this Dask distributed scheduler (workers: one thread each, started "
                             "in a checkout of the same commit with the same lock, sharing the runs and data folders); default: local processes")
     r = sub.add_parser("run", help="execute experiment notebooks, one per params file", description="Execute the experiment notebook once per params file (cached by content hash).")
-    r.add_argument("params", nargs="*", help="params files (default: params/*.yaml)")
+    r.add_argument("params", nargs="*", help="params files (default: params/*.yaml but claims.yaml)")
     add_run_args(r)
     b = sub.add_parser("book", help="build the HTML book strictly", description="Build the jupyter-book site from _book/ (strict: warnings fail).")
     b.add_argument("--book-dir", default="_book", help="book source folder (default: %(default)s)")
@@ -47,8 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--runs-dir", default="_book/runs", help="where run folders are (default: %(default)s)")
     return p
 
+NOT_EXPERIMENTS = ("claims.yaml",)   # files in params/ that are no experiment (the claims registry, moons_vae.claims)
+
 def _default_params() -> list[Path]:
-    files = sorted(Path("params").glob("*.yaml"))
+    files = sorted(p for p in Path("params").glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
     if not files: raise SystemExit("moons-vae: no params files given and none found in params/ (run from the repository root)")
     return files
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import ROOT
 
 MODULES = ["data", "models", "loss", "train", "evaluate", "plots", "experiment", "vectorized", "search", "book",
-           "runner", "cli", "report", "studies", "baselines", "files", "deps", "memo", "offline", "progress", "verify", "sitecheck"]
+           "runner", "cli", "report", "studies", "baselines", "files", "deps", "memo", "offline", "progress", "verify", "sitecheck", "stats", "claims"]
 
 
 def test_wheel_has_every_module_and_imports(tmp_path):
