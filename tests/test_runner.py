@@ -108,9 +108,15 @@ def test_runner_cache_force_failure_and_determinism(tmp_path):
     lines = {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()[2:] if l.strip()}
     assert lines == {"smoke": "cached", "smoke_cvae": "ran"}, r.stdout
 
-    # --force reruns; the same config gives identical metrics and history apart from timings
+    # --force re-executes the notebook, but the trained model comes from the memo (what a change to figures does)
     r = moons_vae(ROOT, str(params / "smoke.yaml"), *common, "--force")
     assert r.returncode == 0 and " ran " in r.stdout
+    assert "memo: loaded the trained model" in (runs / "smoke" / "run.ipynb").read_text()
+    assert json.loads((runs / "smoke" / "metrics.json").read_text()) == first_metrics
+    # with another data folder (so no memo) it trains again: the same config gives identical metrics and history
+    r = moons_vae(ROOT, str(params / "smoke.yaml"), "--runs-dir", str(runs), "--data-dir", str(tmp_path / "data2"), "--quiet", "--force")
+    assert r.returncode == 0 and " ran " in r.stdout
+    assert "memo: loaded" not in (runs / "smoke" / "run.ipynb").read_text()
     assert json.loads((runs / "smoke" / "metrics.json").read_text()) == first_metrics
     assert strip_timing(json.loads((runs / "smoke" / "history.json").read_text())) == strip_timing(first_history)
 
