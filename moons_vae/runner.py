@@ -335,8 +335,13 @@ def run_experiments(params_paths:list, # params files
     stop = _show_progress(bar, progress_dir(runs_dir)) if progress and todo else None
     try:
         if scheduler and todo:
+            # experiments go to the cluster; pages (the book's library notebooks) are written here, into this checkout
+            remote, local = [e for e in todo if not isinstance(e, Page)], [e for e in todo if isinstance(e, Page)]
             with dask_executor(scheduler) as pool:
-                futures = {pool.submit(_worker_task, e, runs_dir, data_dir): e for e in todo}
+                futures = {pool.submit(_worker_task, e, runs_dir, data_dir): e for e in remote}
+                try:
+                    for e in local: results[e.name] = _worker_task(e, runs_dir, data_dir); bar.update()
+                finally: shutdown_kernel()
                 for f in as_completed(futures):
                     r = f.result(); results[r["name"]] = r; bar.update()
         elif workers == 1:
