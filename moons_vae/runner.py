@@ -357,7 +357,8 @@ def run_experiments(params_paths:list, # params files
         if stop is not None: stop()
         bar.close()
     exp_names = {e.name for e in exps if not isinstance(e, Page)}
-    if exp_names: write_status([results[n] for n in names if n in exp_names], runs_dir)
+    if any(results[n]["status"] != "cached" for n in exp_names):   # a build that changed nothing leaves the record (and the page) alone
+        write_status([results[n] for n in names if n in exp_names], runs_dir)
     return [results[n] for n in names]
 
 def summary_table(results:list[dict], runs_dir:str|Path="_book/runs") -> str:
