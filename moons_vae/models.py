@@ -152,13 +152,17 @@ class VAE(nn.Module):
     def _extra(self): return 0
     def _decoder_cond_dim(self): return self.cond_dim
 
+    def _as_cond(self, cond, n:int) -> Tensor:
+        "`cond` as a float tensor of rows: a number for every row, or one value per row, become a column."
+        cond = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
+        if cond.ndim == 0: return cond.expand(n, 1)
+        return cond[:, None] if cond.ndim == 1 else cond
+
     def _check_cond(self, cond, n, required=True):
         if cond is None:
             if required and self.cond_dim: raise ValueError(f"{type(self).__name__} needs a condition `cond` of shape ({n}, 1)")
             return None
-        cond = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
-        if cond.ndim == 0: cond = cond.expand(n, 1)
-        elif cond.ndim == 1: cond = cond[:, None]
+        cond = self._as_cond(cond, n)
         if cond.shape != (n, 1): raise ValueError(f"cond must have shape ({n}, 1), got {tuple(cond.shape)}")
         return cond
 
@@ -317,9 +321,7 @@ class ContinuousVAE(VAE):
         return super().sample(n, self._complete(self._check_cond(cond, n), generator), generator, decoder_noise)
     def _check_cond(self, cond, n, required=False):
         if cond is None: return None
-        cond = torch.as_tensor(cond, dtype=torch.float32, device=self.device)
-        if cond.ndim == 0: cond = cond.expand(n, 1)
-        elif cond.ndim == 1: cond = cond[:, None]
+        cond = self._as_cond(cond, n)
         widths = (1, 2) if self.config.moon_attribute else (1,)
         if cond.shape[0] != n or cond.shape[1] not in widths:
             raise ValueError(f"cond must have shape ({n}, w) with w in {widths} (position{', moon' if len(widths) > 1 else ''}), "

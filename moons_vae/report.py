@@ -20,7 +20,7 @@ from .data import load_moons
 # %% auto #0
 __all__ = ['TABLE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table',
            'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines', 'likelihood_table', 'sweep_trends',
-           'beta_trade_verdict', 'collapse_verdict', 'run_status', 'figure_source']
+           'beta_trade_verdict', 'collapse_verdict', 'last_build', 'run_status', 'figure_source']
 
 # %% ../nbs/12_report.ipynb #c005
 def read_run(name:str, runs_dir:str|Path) -> dict:
@@ -168,11 +168,18 @@ def collapse_verdict(fixed:dict, learned:dict) -> str:
     return "neither objective collapses at this setting"
 
 # %% ../nbs/12_report.ipynb #c020
+def _build_status(runs_dir:Path) -> dict:
+    try: return json.loads((Path(runs_dir) / "status.json").read_text())
+    except (OSError, ValueError): return {}
+
+def last_build(runs_dir:str|Path) -> str|None:
+    "When the last build that ran an experiment ran (ISO time), or None."
+    return max((v.get("build") or "" for v in _build_status(runs_dir).values()), default="") or None
+
 def run_status(runs_dir:str|Path, links:bool=False) -> pd.DataFrame:
     "One row per run folder: this build's outcome, when it ran, commit, content hash, wall time, lock hash."
     runs_dir = Path(runs_dir)
-    try: status = json.loads((runs_dir / "status.json").read_text())
-    except (OSError, ValueError): status = {}
+    status = _build_status(runs_dir)
     rows = []
     for d in sorted(p for p in runs_dir.iterdir() if (p / "cache.json").is_file()) if runs_dir.is_dir() else []:
         cache = json.loads((d / "cache.json").read_text())
@@ -192,6 +199,7 @@ def figure_source(runs_dir:str|Path, *names:str, depth:int=1) -> Markdown:
     parts = []
     for n in names:
         f = Path(runs_dir) / n / "cache.json"
-        params = json.loads(f.read_text()).get("params_file") if f.is_file() else None
-        parts.append(f"{run_link(n, depth)}" + (f" (`{Path(params).as_posix()}`)" if params else "") if f.is_file() else f"{n} (not in this build)")
+        if not f.is_file(): parts.append(f"{n} (not in this build)"); continue      # no link to a page that is not there
+        params = json.loads(f.read_text()).get("params_file")
+        parts.append(run_link(n, depth) + (f" (`{Path(params).as_posix()}`)" if params else ""))
     return Markdown("<small>Source: " + ", ".join(parts) + "</small>")
