@@ -21,7 +21,7 @@ SANITIZERS = [  # (regex, replacement), applied to stored and new outputs alike
     (r"memo: loaded [^\n]*\n?", ""),                                                     # loaded or trained: one model
     (r"\b\d+(\.\d+)? ?(s|seconds|ms)\b", "TIME"),                                        # durations
     (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?", "TIMESTAMP"),
-    (r"(wall_time_s</th>\s*<td>)[^<]*", r"\1TIME"), (r"(wall_time_s\s+)\S+", r"\1TIME"),          # the provenance table
+    (r"(wall_time_s</th>\s*<td>)[^<]*", r"\1TIME"), (r"wall_time_s\s+\S+", "wall_time_s TIME"),   # the provenance table (pandas pads the column to the value's width)
 ]
 COMPARED_FILES = ("metrics.json", "config.json")   # what a run wrote and must write again (history.json holds epoch times)
 
