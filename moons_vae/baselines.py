@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from .data import MoonsData
 from .evaluate import mmd2, support_share
-from .experiment import NOTEBOOK_OPTIONS, check_options
+from .experiment import NOTEBOOK_OPTIONS
+from .options import Option, check_options, list_of, reject_unknown
 from .train import RunConfig
 
 # %% auto #0
@@ -411,31 +412,27 @@ def plot_val_curves(metrics:dict[str, dict], title:str="Validation NLL of every 
 
 # %% ../nbs/14_baselines.ipynb #c028
 BASELINE_RUN_FIELDS = ("n_samples", "noise", "data_seed", "seed")   # the RunConfig fields the baselines notebook takes
-_ints = lambda lo: (lambda v: len(v) > 0 and all(_is_int(w) and w >= lo for w in v))
-BASELINE_OPTIONS = {  # name: (type, default, allowed, check)
-    "gmm_max_components": (int, 30, ">= 1", lambda v: v >= 1),
-    "kde_bandwidth_range": (list, [0.01, 1.0], "[low, high] with 0 < low < high",
-                            lambda v: len(v) == 2 and all(_is_num(x) for x in v) and 0 < v[0] < v[1]),
-    "kde_n_bandwidths": (int, 41, ">= 2", lambda v: v >= 2),
-    "flow_transforms": (int, 3, ">= 1", lambda v: v >= 1),
-    "flow_hidden": (list, [64, 64], "a non-empty list of ints >= 1", _ints(1)),
-    "flow_bins": (int, 8, ">= 2", lambda v: v >= 2),
-    "flow_lr": ((int, float), 3e-3, "a number in (0, 1]", lambda v: _is_num(v) and 0 < v <= 1),
-    "flow_batch_size": (int, 128, ">= 1", lambda v: v >= 1),
-    "flow_max_epochs": (int, 500, ">= 1", lambda v: v >= 1),
-    "flow_patience": (int, 50, ">= 1", lambda v: v >= 1),
+BASELINE_OPTIONS = {
+    "gmm_max_components": Option(30, int, ">= 1", lambda v: v >= 1, "the mixture's components are chosen by BIC up to this"),
+    "kde_bandwidth_range": Option([0.01, 1.0], list, "[low, high] with 0 < low < high", list_of("number", length=2, increasing=True, positive=True)),
+    "kde_n_bandwidths": Option(41, int, ">= 2", lambda v: v >= 2, "bandwidths tried (log-spaced), chosen on the validation split"),
+    "flow_transforms": Option(3, int, ">= 1", lambda v: v >= 1),
+    "flow_hidden": Option([64, 64], list, "a non-empty list of ints >= 1", list_of("int", low=1)),
+    "flow_bins": Option(8, int, ">= 2", lambda v: v >= 2),
+    "flow_lr": Option(3e-3, float, "a number in (0, 1]", lambda v: 0 < v <= 1),
+    "flow_batch_size": Option(128, int, ">= 1", lambda v: v >= 1),
+    "flow_max_epochs": Option(500, int, ">= 1", lambda v: v >= 1),
+    "flow_patience": Option(50, int, ">= 1", lambda v: v >= 1),
 }
 
 def validate_baselines_params(params:dict) -> tuple[dict, dict, dict]:
     "(data and seed values as RunConfig fields, baseline options, notebook options) of the baselines notebook; bad input raises, naming it."
     nb_opts, rest = check_options(params, NOTEBOOK_OPTIONS)
     opts, rest = check_options(rest, BASELINE_OPTIONS)
-    unknown = sorted(set(rest) - set(BASELINE_RUN_FIELDS))
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(list(BASELINE_RUN_FIELDS) + list(BASELINE_OPTIONS) + list(NOTEBOOK_OPTIONS))}")
+    reject_unknown(rest, list(BASELINE_RUN_FIELDS) + list(BASELINE_OPTIONS) + list(NOTEBOOK_OPTIONS))
     cfg = RunConfig.from_dict(rest).to_dict()                    # types and ranges, as for a training run
     if cfg["noise"] <= 0: raise ValueError(f"parameter noise={params['noise']!r} is out of range; allowed: > 0 (at noise 0 the data have no density)")
-    return {k: cfg[k] for k in BASELINE_RUN_FIELDS}, {**opts, "flow_lr": float(opts["flow_lr"])}, nb_opts
+    return {k: cfg[k] for k in BASELINE_RUN_FIELDS}, opts, nb_opts
 
 def baselines_from_params(run:dict, opts:dict) -> dict:
     "`fit_baselines` arguments from validated notebook parameters."

@@ -5,11 +5,12 @@
 # %% ../nbs/23_claims.ipynb #c002
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .options import REQUIRED, option_field, check_fields, reject_unknown
 from .stats import DIRECTIONS
 
 # %% auto #0
@@ -19,40 +20,39 @@ __all__ = ['TESTS', 'SECTIONS', 'Claim', 'load_claims']
 TESTS = ("bootstrap", "paired_bootstrap", "tost", "mcnemar", "permutation")
 SECTIONS = ("results", "conclusion")
 
+_text = lambda v: bool(v.strip())
+
+def _names(v) -> tuple:
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(e, str) and e for e in v): raise ValueError(v)
+    return tuple(v)
+
 @dataclass(frozen=True)
 class Claim:
     "One claim of the reference report, with how it is tested."
-    id: str
-    quote: str
-    experiments: tuple
-    statistic: str
-    direction: str
-    margin: float
-    test: str
-    section: str = "results"
+    id: str = option_field(REQUIRED, str, "a non-empty string", _text)
+    quote: str = option_field(REQUIRED, str, "a non-empty string", _text, "the reference report's words")
+    experiments: tuple = option_field(REQUIRED, _names, "a non-empty list of params file names", None, "where its evidence comes from")
+    statistic: str = option_field(REQUIRED, str, "a non-empty string", _text, "what is measured, in words")
+    direction: str = option_field(REQUIRED, str, f"one of {', '.join(DIRECTIONS)}", lambda v: v in DIRECTIONS)
+    margin: float = option_field(REQUIRED, float, "a number >= 0 (> 0 for an equivalence)", lambda v: v >= 0, "in the statistic's units")
+    test: str = option_field(REQUIRED, str, f"one of {', '.join(TESTS)}", lambda v: v in TESTS)
+    section: str = option_field("results", str, f"one of {', '.join(SECTIONS)}", lambda v: v in SECTIONS)
 
-def _check_claim(d:dict, i:int, experiments:set) -> Claim:
-    where = f"claim {d.get('id', f'#{i + 1}')!r}"
+    def __post_init__(self):
+        check_fields(self, "field")
+        if self.direction == "equivalent" and self.margin == 0:
+            raise ValueError("field margin=0.0 is invalid; allowed: > 0 for an equivalence")
+
+def _check_claim(d, i:int, experiments:set) -> Claim:
     if not isinstance(d, dict): raise ValueError(f"claim #{i + 1}: expected a mapping, got {type(d).__name__}")
-    known = {f.name for f in fields(Claim)}
-    unknown = sorted(set(d) - known)
-    if unknown: raise ValueError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known)}")
-    missing = [f.name for f in fields(Claim) if f.name not in d and f.name != "section"]
-    if missing: raise ValueError(f"{where}: missing field(s) {missing}")
-    for k in ("id", "quote", "statistic"):
-        if not isinstance(d[k], str) or not d[k].strip(): raise ValueError(f"{where}: {k} must be a non-empty string, got {d[k]!r}")
-    if d["direction"] not in DIRECTIONS: raise ValueError(f"{where}: direction={d['direction']!r} is not one of {DIRECTIONS}")
-    if d["test"] not in TESTS: raise ValueError(f"{where}: test={d['test']!r} is not one of {TESTS}")
-    if d.get("section", "results") not in SECTIONS: raise ValueError(f"{where}: section={d['section']!r} is not one of {SECTIONS}")
-    m = d["margin"]
-    if isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0 or (d["direction"] == "equivalent" and m == 0):
-        raise ValueError(f"{where}: margin={m!r} must be a number >= 0 (> 0 for an equivalence)")
-    ex = d["experiments"]
-    if not isinstance(ex, list) or not ex or not all(isinstance(e, str) for e in ex):
-        raise ValueError(f"{where}: experiments must be a non-empty list of params file names, got {ex!r}")
-    absent = sorted(set(ex) - experiments)
+    where = f"claim {d.get('id', f'#{i + 1}')!r}"
+    try:
+        reject_unknown(d, list(Claim.__dataclass_fields__), "field")
+        claim = Claim(**d)
+    except ValueError as e: raise ValueError(f"{where}: {e}") from None
+    absent = sorted(set(claim.experiments) - experiments)
     if absent: raise ValueError(f"{where}: experiments {absent} have no params file; known: {sorted(experiments)}")
-    return Claim(**{**d, "experiments": tuple(ex), "margin": float(m)})
+    return claim
 
 def load_claims(path:str|Path="params/claims.yaml", params_dir:str|Path|None=None) -> list[Claim]:
     "The validated claims of `path`; experiments are checked against the params files beside it (or in `params_dir`)."

@@ -16,18 +16,19 @@ from types import ModuleType
 import torch
 
 import moons_vae
+from .options import Option, check_options, reject_unknown
 from .train import RunConfig, resolve_device
 
 # %% auto #0
-__all__ = ['NOTEBOOK_OPTIONS', 'SUMMARY_METRICS', 'notebook_params', 'check_options', 'validate_params', 'git_commit',
-           'provenance', 'metrics_table']
+__all__ = ['NOTEBOOK_OPTIONS', 'SUMMARY_METRICS', 'notebook_params', 'validate_params', 'git_commit', 'provenance',
+           'metrics_table']
 
 # %% ../nbs/06_experiment.ipynb #c005
-NOTEBOOK_OPTIONS = {  # name: (type, default, allowed, check)
-    "out_dir": (str, "runs/default", "a folder path", lambda v: bool(v.strip())),
-    "data_dir": (str, "data", "a folder path", lambda v: bool(v.strip())),
-    "eval_K": (int, 256, ">= 1", lambda v: v >= 1),
-    "content_hash": (str, "", "any string (set by the runner)", lambda v: True),
+NOTEBOOK_OPTIONS = {  # every experiment notebook's own parameters (besides what its library functions take)
+    "out_dir": Option("runs/default", str, "a folder path", lambda v: bool(v.strip())),
+    "data_dir": Option("data", str, "a folder path", lambda v: bool(v.strip())),
+    "eval_K": Option(256, int, ">= 1", lambda v: v >= 1, "posterior samples per point of the likelihood estimates"),
+    "content_hash": Option("", str, "any string (set by the runner)"),
 }
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -36,24 +37,10 @@ def notebook_params(namespace:dict) -> dict:
     return {k: v for k, v in namespace.items()
             if not k.startswith("_") and k not in _IPYTHON_NAMES and not isinstance(v, ModuleType) and not callable(v)}
 
-def check_options(params:dict, options:dict) -> tuple[dict, dict]:
-    "Split `params` into the `options` (validated, defaults filled in) and the rest; a bad option raises, naming it."
-    opts, rest = {}, {}
-    for k, v in params.items():
-        if k in options:
-            typ, _, allowed, check = options[k]
-            if isinstance(v, bool) or not isinstance(v, typ) or not check(v):
-                raise ValueError(f"parameter {k}={v!r} is invalid; allowed: {allowed}")
-            opts[k] = v
-        else: rest[k] = v
-    return {**{k: d for k, (_, d, _, _) in options.items()}, **opts}, rest
-
 def validate_params(params:dict) -> tuple[RunConfig, dict]:
     "Split `params` into a validated `RunConfig` and the notebook options; unknown names, wrong types or ranges raise."
     opts, run = check_options(params, NOTEBOOK_OPTIONS)
-    unknown = sorted(set(run) - set(RunConfig.names()))
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(RunConfig.names() + list(NOTEBOOK_OPTIONS))}")
+    reject_unknown(run, RunConfig.names() + list(NOTEBOOK_OPTIONS))
     return RunConfig.from_dict(run), opts
 
 # %% ../nbs/06_experiment.ipynb #c008

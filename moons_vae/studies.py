@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from .train import RunConfig
-from .experiment import NOTEBOOK_OPTIONS, check_options
+from .experiment import NOTEBOOK_OPTIONS
+from .options import Option, check_options, list_of, reject_unknown
 from .search import REFERENCE_SPACE, check_space
 
 # %% auto #0
@@ -19,18 +20,16 @@ __all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'va
            'width_curves', 'log_uniform_points']
 
 # %% ../nbs/13_studies.ipynb #c005
-SEARCH_OPTIONS = {  # name: (type, default, allowed, check)
-    "n_trials": (int, 100, ">= 1", lambda v: v >= 1),
-    "workers": (int, 1, ">= 1", lambda v: v >= 1),
-    "storage": (str, "", "'' (SQLite file beside the data) or an SQLAlchemy URL", lambda v: True),
-    "sampler_seed": (int, 42, ">= 0", lambda v: v >= 0),
-    "prune_warmup_epochs": (int, 50, ">= 0", lambda v: v >= 0),
+SEARCH_OPTIONS = {
+    "n_trials": Option(100, int, ">= 1", lambda v: v >= 1, "trials of the study in all (a resumed study adds the missing ones)"),
+    "workers": Option(1, int, ">= 1", lambda v: v >= 1, "worker processes, each running trials"),
+    "storage": Option("", str, "'' (SQLite file beside the data) or an SQLAlchemy URL"),
+    "sampler_seed": Option(42, int, ">= 0", lambda v: v >= 0, "seed of the TPE sampler"),
+    "prune_warmup_epochs": Option(50, int, ">= 0", lambda v: v >= 0, "epochs before the median pruner may stop a trial"),
 }
 
-def _split_run_params(rest:dict, kind:str) -> dict:
-    unknown = sorted(set(rest) - set(RunConfig.names()))
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(RunConfig.names() + list(NOTEBOOK_OPTIONS) + list(kind))}")
+def _split_run_params(rest:dict, options:dict) -> dict:
+    reject_unknown(rest, RunConfig.names() + list(NOTEBOOK_OPTIONS) + list(options))
     RunConfig.from_dict(rest)  # types and ranges of the fixed values
     return rest
 
@@ -57,29 +56,21 @@ def default_storage(data_dir:str|Path, name:str) -> str:
 # %% ../nbs/13_studies.ipynb #c008
 ARCH_DIMS = ("encoder_hidden", "latent_dim", "decoder_hidden")   # the widths the architecture sweep varies
 SWEEP_OPTIONS = {
-    "models": (list, ["vae", "cvae"], "a non-empty list of vae, cvae, contvae",
-               lambda v: len(v) > 0 and all(x in ("vae", "cvae", "contvae") for x in v)),
-    "n_samples_grid": (list, [200, 2000, 20000], "a non-empty list of ints >= 10",
-                       lambda v: len(v) > 0 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 10 for x in v)),
-    "noise_grid": (list, [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "a non-empty list of numbers >= 0",
-                   lambda v: len(v) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in v)),
-    "seeds": (list, [42, 43, 44], "a non-empty list of distinct ints >= 0",
-              lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)),
-    "n_points": (int, 100, ">= 1", lambda v: v >= 1),
-    "beta_range": (list, [0.1, 100.0], "[low, high] with 0 < low < high",
-                   lambda v: len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) and 0 < v[0] < v[1]),
-    "eps_w_range": (list, [0.001, 1.0], "[low, high] with 0 < low < high",
-                    lambda v: len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) and 0 < v[0] < v[1]),
-    "sweep_seed": (int, 42, ">= 0", lambda v: v >= 0),
-    "arch_dims": (list, list(ARCH_DIMS), f"a non-empty list of distinct names among {', '.join(ARCH_DIMS)}",
-                  lambda v: len(v) > 0 and len(set(v)) == len(v) and all(x in ARCH_DIMS for x in v)),
-    "widths": (list, [2, 4, 8, 16, 32, 64, 128], "a non-empty list of distinct ints >= 1",
-               lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)),
-    "workers": (int, 2, ">= 1", lambda v: v >= 1),
-    "variants": (dict, {}, "a mapping of variant names to RunConfig settings",
-                 lambda v: all(isinstance(k, str) and k and isinstance(x, dict) for k, x in v.items())),
-    "data_seeds": (list, [42], "a non-empty list of distinct ints >= 0",
-                   lambda v: len(v) > 0 and len(set(v)) == len(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)),
+    "models": Option(["vae", "cvae"], list, "a non-empty list of vae, cvae, contvae", list_of("str", among=("vae", "cvae", "contvae"))),
+    "n_samples_grid": Option([200, 2000, 20000], list, "a non-empty list of ints >= 10", list_of("int", low=10)),
+    "noise_grid": Option([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], list, "a non-empty list of numbers >= 0", list_of("number", low=0)),
+    "seeds": Option([42, 43, 44], list, "a non-empty list of distinct ints >= 0", list_of("int", low=0, distinct=True), "training seeds"),
+    "n_points": Option(100, int, ">= 1", lambda v: v >= 1, "points of the beta x eps_w design"),
+    "beta_range": Option([0.1, 100.0], list, "[low, high] with 0 < low < high", list_of("number", length=2, increasing=True, positive=True)),
+    "eps_w_range": Option([0.001, 1.0], list, "[low, high] with 0 < low < high", list_of("number", length=2, increasing=True, positive=True)),
+    "sweep_seed": Option(42, int, ">= 0", lambda v: v >= 0, "seed of the design's points"),
+    "arch_dims": Option(list(ARCH_DIMS), list, f"a non-empty list of distinct names among {', '.join(ARCH_DIMS)}",
+                        list_of("str", distinct=True, among=ARCH_DIMS)),
+    "widths": Option([2, 4, 8, 16, 32, 64, 128], list, "a non-empty list of distinct ints >= 1", list_of("int", low=1, distinct=True)),
+    "workers": Option(2, int, ">= 1", lambda v: v >= 1, "worker processes, one group of models at a time each"),
+    "variants": Option({}, dict, "a mapping of variant names to RunConfig settings",
+                       lambda v: all(isinstance(k, str) and k and isinstance(x, dict) for k, x in v.items())),
+    "data_seeds": Option([42], list, "a non-empty list of distinct ints >= 0", list_of("int", low=0, distinct=True), "data sets"),
 }
 
 def validate_sweep_params(params:dict) -> tuple[dict, dict, dict]:

@@ -19,6 +19,7 @@ from tqdm import tqdm  # the text bar: executed notebooks have no widget front-e
 from .data import MoonsData, load_moons, batch_slices
 from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES, PRIOR_DIRECTIONS
 from .loss import model_loss
+from .options import option_field, check_fields, reject_unknown, widths
 from .files import atomic_dir, usual_mode, write_json_atomic
 from .progress import report
 
@@ -27,56 +28,52 @@ __all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged
            'fit', 'save_run', 'load_run']
 
 # %% ../nbs/03_train.ipynb #c005
-def _spec(default, kind, allowed=None, check=None, doc=""):
-    return field(default=default, metadata=dict(kind=kind, allowed=allowed, check=check, doc=doc))
-
 _pos = lambda v: v > 0
 _nonneg = lambda v: v >= 0
 
 @dataclass
 class RunConfig:
     "Every setting of one training run."
-    model: str = _spec("vae", str, "one of vae, cvae, contvae, cvae_c", lambda v: v in MODEL_KINDS, "model kind")
-    n_samples: int = _spec(2000, int, ">= 10", lambda v: v >= 10, "points in the data set (both moons, all splits)")
-    noise: float = _spec(0.15, float, ">= 0", _nonneg, "std of the noise of make_moons")
-    data_seed: int = _spec(42, int, ">= 0", _nonneg, "seed of the data set and of its split")
-    encoder_hidden: list = _spec(8, "widths", "a positive int or a list of them", None, "encoder hidden width(s)")
-    latent_dim: int = _spec(128, int, ">= 1", lambda v: v >= 1, "size of z")
-    decoder_hidden: list = _spec(128, "widths", "a positive int or a list of them", None, "decoder hidden width(s)")
-    beta: float = _spec(1.0, float, ">= 0", _nonneg, "weight of the KL term")
-    eps_w: float = _spec(0.1, float, "> 0", _pos, "weight of the reparametrization noise (1: textbook VAE)")
-    prior_std: float = _spec(0.1, float, "> 0", _pos, "contvae: std of p(z|c)")
-    decoder_var: float = _spec(0.5, "decoder_var", "a finite number > 0 (the decoder's fixed sigma_x^2; 0.5: the reference's "
+    model: str = option_field("vae", str, "one of vae, cvae, contvae, cvae_c", lambda v: v in MODEL_KINDS, "model kind")
+    n_samples: int = option_field(2000, int, ">= 10", lambda v: v >= 10, "points in the data set (both moons, all splits)")
+    noise: float = option_field(0.15, float, ">= 0", _nonneg, "std of the noise of make_moons")
+    data_seed: int = option_field(42, int, ">= 0", _nonneg, "seed of the data set and of its split")
+    encoder_hidden: list = option_field(8, widths, "a positive int or a list of them", None, "encoder hidden width(s)")
+    latent_dim: int = option_field(128, int, ">= 1", lambda v: v >= 1, "size of z")
+    decoder_hidden: list = option_field(128, widths, "a positive int or a list of them", None, "decoder hidden width(s)")
+    beta: float = option_field(1.0, float, ">= 0", _nonneg, "weight of the KL term")
+    eps_w: float = option_field(0.1, float, "> 0", _pos, "weight of the reparametrization noise (1: textbook VAE)")
+    prior_std: float = option_field(0.1, float, "> 0", _pos, "contvae: std of p(z|c)")
+    decoder_var: float = option_field(0.5, check_decoder_var, "a finite number > 0 (the decoder's fixed sigma_x^2; 0.5: the reference's "
                                "squared error) or 'learned'", None, "variance of the Gaussian decoder p(x|z)")
-    attr_standardize: bool = _spec(False, bool, "true or false", None, "contvae: standardise the arc position (Zhao et al.)")
-    prior_mean_from: str = _spec("true", str, "one of true, sampled", lambda v: v in PRIOR_MEAN_FROM,
+    attr_standardize: bool = option_field(False, bool, "true or false", None, "contvae: standardise the arc position (Zhao et al.)")
+    prior_mean_from: str = option_field("true", str, "one of true, sampled", lambda v: v in PRIOR_MEAN_FROM,
                                  "contvae: the training prior's mean from the true c or from c_hat ~ q(c|x)")
-    prior_scale: str = _spec("fixed", str, "one of fixed, learned", lambda v: v in PRIOR_SCALES, "contvae: prior std fixed or learned")
-    moon_attribute: bool = _spec(False, bool, "true or false", None, "contvae: the moon label as a second attribute of the prior")
-    prior_direction: str = _spec("learned", str, "one of learned, axis", lambda v: v in PRIOR_DIRECTIONS,
+    prior_scale: str = option_field("fixed", str, "one of fixed, learned", lambda v: v in PRIOR_SCALES, "contvae: prior std fixed or learned")
+    moon_attribute: bool = option_field(False, bool, "true or false", None, "contvae: the moon label as a second attribute of the prior")
+    prior_direction: str = option_field("learned", str, "one of learned, axis", lambda v: v in PRIOR_DIRECTIONS,
                                  "contvae: u (and v) learned, or the first latent axes")
-    lr: float = _spec(1e-3, float, "in (0, 1]", lambda v: 0 < v <= 1, "Adam learning rate")
-    batch_size: int = _spec(256, int, ">= 1", lambda v: v >= 1, "training batch size")
-    min_epochs: int = _spec(10, int, ">= 1", lambda v: v >= 1, "no early stop before this epoch")
-    max_epochs: int = _spec(1000, int, ">= 1", lambda v: v >= 1, "hard limit on epochs")
-    patience: int = _spec(100, int, ">= 1", lambda v: v >= 1, "early stopping: epochs without a better val loss")
-    lr_patience: int = _spec(50, int, ">= 0", _nonneg, "ReduceLROnPlateau patience")
-    lr_factor: float = _spec(0.1, float, "in (0, 1)", lambda v: 0 < v < 1, "ReduceLROnPlateau factor")
-    grad_clip: float = _spec(0.5, float, "> 0", _pos, "max gradient norm")
-    seed: int = _spec(42, int, ">= 0", _nonneg, "seed of initialisation, data order and noise")
-    device: str = _spec("auto", str, "one of auto, cpu, cuda, mps", lambda v: v in ("auto", "cpu", "cuda", "mps"), "where to train")
-    threads: int = _spec(1, int, ">= 1", lambda v: v >= 1, "torch CPU threads (one is fastest for these small models)")
+    lr: float = option_field(1e-3, float, "in (0, 1]", lambda v: 0 < v <= 1, "Adam learning rate")
+    batch_size: int = option_field(256, int, ">= 1", lambda v: v >= 1, "training batch size")
+    min_epochs: int = option_field(10, int, ">= 1", lambda v: v >= 1, "no early stop before this epoch")
+    max_epochs: int = option_field(1000, int, ">= 1", lambda v: v >= 1, "hard limit on epochs")
+    patience: int = option_field(100, int, ">= 1", lambda v: v >= 1, "early stopping: epochs without a better val loss")
+    lr_patience: int = option_field(50, int, ">= 0", _nonneg, "ReduceLROnPlateau patience")
+    lr_factor: float = option_field(0.1, float, "in (0, 1)", lambda v: 0 < v < 1, "ReduceLROnPlateau factor")
+    grad_clip: float = option_field(0.5, float, "> 0", _pos, "max gradient norm")
+    seed: int = option_field(42, int, ">= 0", _nonneg, "seed of initialisation, data order and noise")
+    device: str = option_field("auto", str, "one of auto, cpu, cuda, mps", lambda v: v in ("auto", "cpu", "cuda", "mps"), "where to train")
+    threads: int = option_field(1, int, ">= 1", lambda v: v >= 1, "torch CPU threads (one is fastest for these small models)")
 
     def __post_init__(self):
-        for f in fields(self): setattr(self, f.name, _validate(f, getattr(self, f.name)))
+        check_fields(self)
         if self.min_epochs > self.max_epochs:
             raise ValueError(f"min_epochs={self.min_epochs} must be <= max_epochs={self.max_epochs}")
 
     @classmethod
     def from_dict(cls, d:dict) -> "RunConfig":
         "Validated config from a mapping; unknown keys are an error."
-        unknown = sorted(set(d) - set(cls.names()))
-        if unknown: raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(cls.names())}")
+        reject_unknown(d, cls.names())
         return cls(**d)
 
     @classmethod
@@ -90,29 +87,6 @@ class RunConfig:
                            decoder_var=self.decoder_var, attr_standardize=self.attr_standardize,
                            prior_mean_from=self.prior_mean_from, prior_scale=self.prior_scale,
                            moon_attribute=self.moon_attribute, prior_direction=self.prior_direction)
-
-def _validate(f, v):
-    kind, allowed, check = f.metadata["kind"], f.metadata["allowed"], f.metadata["check"]
-    given = v
-    bad = lambda what: ValueError(f"parameter {f.name}={given!r} {what}; allowed: {allowed}")
-    if kind == "widths":
-        ws = [v] if isinstance(v, int) and not isinstance(v, bool) else v
-        if not isinstance(ws, (list, tuple)) or not ws or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in ws):
-            raise bad("is not valid")
-        return ws[0] if len(ws) == 1 else list(ws)
-    if kind is bool:
-        if not isinstance(v, bool): raise bad(f"has type {type(v).__name__}, expected bool")
-        return v
-    if kind == "decoder_var":
-        try: return check_decoder_var(v, f.name)
-        except ValueError: raise bad("is invalid") from None
-    if isinstance(v, bool) or (kind is float and not isinstance(v, (int, float))) or (kind is not float and not isinstance(v, kind)):
-        raise bad(f"has type {type(v).__name__}, expected {kind.__name__}")
-    if kind is float:
-        v = float(v)
-        if not math.isfinite(v): raise bad("is not finite")
-    if check is not None and not check(v): raise bad("is out of range")
-    return v
 
 # %% ../nbs/03_train.ipynb #c008
 def resolve_device(name:str="auto") -> torch.device:
