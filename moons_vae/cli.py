@@ -56,7 +56,7 @@ def _default_params() -> list[Path]:
 
 def library_pages(book_dir:str|Path) -> list[Page]:
     "The library notebooks, executed into the book's Implementation part."
-    return [Page(f"library/{nb.stem}", nb, Path(book_dir) / "library" / nb.name) for nb in sorted(Path("nbs").glob("[0-9][0-9]_*.ipynb"))]
+    return [Page(f"library/{nb.stem}", nb, Path(book_dir) / "library" / nb.name) for nb in sorted(Path("nbs").glob("[0-9][0-9]*_*.ipynb"))]
 
 def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
     "The report chapters (nbs/report/*.ipynb), which read every run folder and the last benchmark results."
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     "Entry point of the `moons-vae` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["search"]:
-        from moons_vae.search import search_worker
+        from moons_vae.search.worker import search_worker
         return search_worker(argv[1:])
     a = _parser().parse_args(argv)
     if a.command == "run": return _run(a)

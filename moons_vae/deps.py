@@ -14,39 +14,57 @@ from pathlib import Path
 import moons_vae
 
 # %% auto #0
-__all__ = ['package_dir', 'package_modules', 'referenced_modules', 'notebook_code', 'import_closure', 'source_hash']
+__all__ = ['package_dir', 'package_modules', 'module_file', 'referenced_modules', 'notebook_code', 'import_closure',
+           'source_hash']
 
 # %% ../nbs/16_deps.ipynb #c005
-_NAMED = re.compile(r"moons_vae\.(\w+)(?::\w+)?")
+_NAMED = re.compile(r"moons_vae\.([\w.]+?)(?::\w+)?")
 
 def package_dir() -> Path: return Path(moons_vae.__file__).parent
 
 def package_modules(pkg:str|Path|None=None) -> set[str]:
-    "Names of the package's modules (files directly in the package folder), without nbdev's index."
-    return {p.stem for p in Path(pkg or package_dir()).glob("*.py")} - {"_modidx"}
+    "Dotted names of the package's modules, sub-packages included, without nbdev's index and the package's `__init__`."
+    pkg = Path(pkg or package_dir())
+    return {".".join(p.relative_to(pkg).with_suffix("").parts) for p in pkg.rglob("*.py") if "__pycache__" not in p.parts} - {"_modidx", "__init__"}
 
-def _references(tree:ast.AST, commands:bool) -> set[str]:
+def module_file(name:str, pkg:str|Path|None=None) -> Path: return Path(pkg or package_dir()).joinpath(*name.split(".")).with_suffix(".py")
+
+def _resolve(parts:list, known:set) -> set[str]:
+    "The module `parts` names (a module, or a sub-package's `__init__`) and the `__init__` of every sub-package above it."
+    name = ".".join(parts)
+    hit = name if name in known else f"{name}.__init__" if f"{name}.__init__" in known else None
+    if hit is None: return set()
+    return {hit} | {".".join(parts[:i] + ["__init__"]) for i in range(1, len(parts)) if ".".join(parts[:i] + ["__init__"]) in known}
+
+def _references(tree:ast.AST, commands:bool, known:set, current:str|None) -> set[str]:
+    here = current.split(".")[:-1] if current else []          # the package of the module being read
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level == 1 and base: found.add(base.split(".")[0])                       # from .x import ...
-            elif (node.level == 1 and not base) or base == "moons_vae": found |= {a.name for a in node.names}   # from . / moons_vae import x
-            elif base.startswith("moons_vae."): found.add(base.split(".")[1])
+            mod = (node.module or "").split(".") if node.module else []
+            if node.level:
+                if current is None or node.level - 1 > len(here): continue
+                base = here[:len(here) - (node.level - 1)] + mod
+            elif mod[:1] == ["moons_vae"]: base = mod[1:]
+            else: continue
+            for a in node.names:                                # `from pkg import name`: a module if there is one, else pkg's
+                found |= _resolve(base + [a.name], known) or _resolve(base, known)
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("moons_vae.")}
+            for a in node.names:
+                if a.name.startswith("moons_vae."): found |= _resolve(a.name.split(".")[1:], known)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             m = _NAMED.fullmatch(node.value)
-            if m: found.add(m.group(1))
+            if m: found |= _resolve(m.group(1).split("."), known)
             if commands and node.value.split(" ")[0] == "moons-vae": found.add("cli")   # the command line, as a subprocess
     return found
 
 def referenced_modules(source:str, pkg:str|Path|None=None,
                        commands:bool=False, # also count a "moons-vae ..." string as the CLI (for notebooks)
+                       current:str|None=None, # the dotted name of the module `source` is (relative imports start there)
                       ) -> set[str]:
     "The package modules that `source` (Python code; IPython magics and shell lines are skipped) imports or names."
     code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    return _references(ast.parse(code), commands) & package_modules(pkg)
+    return _references(ast.parse(code), commands, package_modules(pkg), current)
 
 # %% ../nbs/16_deps.ipynb #c008
 def notebook_code(path:str|Path) -> str:
@@ -59,8 +77,9 @@ def import_closure(roots, # module names, or Python source (a str with a newline
                   ) -> list[str]:
     "Sorted names of every package module reachable from `roots`, with `__init__`."
     pkg = Path(pkg or package_dir())
-    if isinstance(roots, str): roots = referenced_modules(roots, pkg, commands=True) if any(c in roots for c in " \n") else [roots]
     known = package_modules(pkg)
+    if isinstance(roots, str): roots = referenced_modules(roots, pkg, commands=True) if any(c in roots for c in " \n") else [roots]
+    roots = [f"{r}.__init__" if r not in known and f"{r}.__init__" in known else r for r in roots]   # a sub-package by its name
     unknown = sorted(set(roots) - known)
     if unknown: raise ValueError(f"no package modules {unknown} in {pkg}; known: {sorted(known)}")
     seen, todo = {"__init__"}, list(roots)
@@ -68,7 +87,7 @@ def import_closure(roots, # module names, or Python source (a str with a newline
         m = todo.pop()
         if m in seen: continue
         seen.add(m)
-        todo += sorted(referenced_modules((pkg / f"{m}.py").read_text(), pkg) - seen)
+        todo += sorted(referenced_modules(module_file(m, pkg).read_text(), pkg, current=m) - seen)
     return sorted(seen)
 
 def source_hash(modules, # module names (e.g. from import_closure)
@@ -78,7 +97,7 @@ def source_hash(modules, # module names (e.g. from import_closure)
     "SHA-256 of the named modules' source (and the extra files)."
     pkg, h = Path(pkg or package_dir()), hashlib.sha256()
     for m in sorted(set(modules)):
-        h.update(m.encode()); h.update((pkg / f"{m}.py").read_bytes())
+        h.update(m.encode()); h.update(module_file(m, pkg).read_bytes())
     for f in map(Path, extra_files):
         h.update(str(f.name).encode()); h.update(f.read_bytes() if f.is_file() else b"<missing>")
     return h.hexdigest()

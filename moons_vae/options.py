@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['REQUIRED', 'Option', 'check_value', 'widths', 'list_of', 'check_options', 'reject_unknown', 'option_field',
-           'field_options', 'check_fields']
+__all__ = ['REQUIRED', 'Option', 'is_int', 'is_number', 'check_value', 'widths', 'list_of', 'check_options', 'reject_unknown',
+           'option_field', 'field_options', 'check_fields']
 
 # %% ../nbs/24_options.ipynb #c005
 class _Required:
@@ -28,8 +28,12 @@ class Option:
     check: Callable | None = None      # value -> bool, the range, tested after the kind
     doc: str = ""                      # one line for readers of the table
 
-def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
-def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def is_int(v) -> bool:
+    "An int that is not a bool."
+    return isinstance(v, int) and not isinstance(v, bool)
+def is_number(v) -> bool:
+    "A finite int or float that is not a bool."
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 def _type_names(kinds): return " or ".join(k.__name__ for k in kinds)
 
@@ -46,14 +50,14 @@ def check_value(name:str, opt:Option, value, what:str="parameter"):
     else:
         try: v = opt.kind(value)
         except (ValueError, TypeError): raise bad("is invalid") from None
-    if opt.check is not None and not opt.check(v): raise bad("is out of range" if _is_num(v) else "is invalid")
+    if opt.check is not None and not opt.check(v): raise bad("is out of range" if is_number(v) else "is invalid")
     return v
 
 # %% ../nbs/24_options.ipynb #c009
 def widths(v) -> int | list:
     "A positive int, or a non-empty list of them (one int when it has one element); anything else raises ValueError."
-    ws = [v] if _is_int(v) else v
-    if not isinstance(ws, (list, tuple)) or not ws or not all(_is_int(w) and w >= 1 for w in ws): raise ValueError(v)
+    ws = [v] if is_int(v) else v
+    if not isinstance(ws, (list, tuple)) or not ws or not all(is_int(w) and w >= 1 for w in ws): raise ValueError(v)
     return ws[0] if len(ws) == 1 else list(ws)
 
 def list_of(item:str="int", # "int", "number" or "str": what every element must be
@@ -63,7 +67,7 @@ def list_of(item:str="int", # "int", "number" or "str": what every element must 
             positive:bool=False,   # every element > 0
            ) -> Callable:
     "The check of a non-empty list setting."
-    is_item = {"int": _is_int, "number": _is_num, "str": lambda v: isinstance(v, str)}[item]
+    is_item = {"int": is_int, "number": is_number, "str": lambda v: isinstance(v, str)}[item]
     def check(v):
         return (len(v) > 0 and all(is_item(x) for x in v) and (length is None or len(v) == length)
                 and (not distinct or len(set(v)) == len(v)) and (among is None or all(x in among for x in v))

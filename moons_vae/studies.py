@@ -12,7 +12,7 @@ from pathlib import Path
 from .train import RunConfig
 from .experiment import NOTEBOOK_OPTIONS
 from .options import Option, check_options, list_of, reject_unknown
-from .search import REFERENCE_SPACE, check_space
+from .search.space import REFERENCE_SPACE, check_space
 
 # %% auto #0
 __all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name',

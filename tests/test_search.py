@@ -19,7 +19,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from moons_vae.search import REFERENCE_SPACE, SearchStorageError, run_search, storage_url
+from moons_vae.search.space import REFERENCE_SPACE
+from moons_vae.search.storage import SearchStorageError, storage_url
+from moons_vae.search.run import run_search
 from moons_vae.train import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +95,7 @@ def test_resume_after_interrupt_completes_exactly_n_trials(tmp_path):
 # ---------------------------------------------------------------------------------------------- worker processes
 WORKER = r"""
 import json, os, pathlib, sys, time
-from moons_vae.search import run_search
+from moons_vae.search.run import run_search
 a = json.loads(sys.argv[1])
 pathlib.Path(a.pop("ready")).touch()
 go = pathlib.Path(a.pop("go"))

@@ -1,0 +1,1 @@
+"""Hyperparameter search, one role per module: the space, the storage the workers share, the sampler, the objective and one worker (`run`), the command line (`worker`) and reading a study (`summary`). Import from the module you need: this file imports nothing, so that needing the space does not load Optuna's storage or the training code."""
