@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from .runner import run_experiments, summary_table, Page
+from .runner.jobs import Page
+from .runner.schedule import run_experiments, summary_table
 
 # %% auto #0
 __all__ = ['NOT_EXPERIMENTS', 'library_pages', 'chapter_pages', 'book_sources_hash', 'main']

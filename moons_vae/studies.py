@@ -89,6 +89,7 @@ import numpy as np
 from concurrent.futures import ProcessPoolExecutor, as_completed
 import multiprocessing as mp
 from tqdm import tqdm
+from .processes import exit_with_parent
 from .progress import report
 
 SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo",
@@ -148,7 +149,7 @@ def run_groups(groups:list[list[dict]], data_dir:str|Path="data", eval_K:int=64,
     if workers == 1:
         for i, g in enumerate(groups): out[i] = train_group(g, data_dir, eval_K); done()
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=exit_with_parent) as pool:
             futs = {pool.submit(_group_task, (g, data_dir, eval_K)): i for i, g in enumerate(groups)}
             for f in as_completed(futs): out[futs[f]] = f.result(); done()
     bar.close()

@@ -17,6 +17,7 @@ from .data import MoonsData
 from .models import VAE, build_model, decoder_logvar
 from .loss import fixed_var_nll, gaussian_nll
 from .train import RunConfig, make_model, resolve_device, HISTORY_LOSS_KEYS, TrainingDiverged
+from .processes import exit_with_parent
 from .progress import report
 
 # %% auto #0
@@ -331,7 +332,9 @@ def _err_from_plain(t, member=None):
         e.add_note(note)
     return e
 
-def _worker_init(): torch.set_num_threads(1)
+def _worker_init():
+    torch.set_num_threads(1)
+    exit_with_parent()          # a killed sweep leaves no worker training on
 
 def _run_group(args):
     gi, idx, configs, data, on_diverge = args

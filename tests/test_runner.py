@@ -4,9 +4,12 @@ import os
 import stat
 import math
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -157,3 +160,32 @@ def test_verify_reproduces_a_stored_run_and_catches_an_altered_one(tmp_path):
     assert v.returncode == 1 and "metrics.json differs" in v.stdout and "does NOT reproduce" in v.stderr, v.stdout[-2000:]
     missing = subprocess.run([tool("moons-vae"), "verify", "nothing", "--runs-dir", str(runs)], cwd=ROOT, capture_output=True, text=True)
     assert missing.returncode == 2 and "holds no run.ipynb" in missing.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_runner_leaves_no_processes_and_no_run_folder(tmp_path, sig):
+    "Two long experiments on two workers; the runner is killed while they train: its workers and kernels end with it."
+    params, runs = tmp_path / "params", tmp_path / "runs"
+    params.mkdir()
+    long = yaml.safe_load(SMOKE.read_text()) | {"max_epochs": 100000, "min_epochs": 100000, "patience": 100000}
+    for name in ("a", "b"): (params / f"{name}.yaml").write_text(yaml.safe_dump(long | {"seed": 1 if name == "a" else 2}))
+    p = subprocess.Popen([tool("moons-vae"), "run", str(params / "a.yaml"), str(params / "b.yaml"), "--workers", "2",
+                          "--runs-dir", str(runs), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while len(list((runs / ".progress").glob("*.json"))) < 2:          # both are training
+            assert p.poll() is None and time.time() < deadline, "the experiments did not start"
+            time.sleep(0.5)
+        family = psutil.Process(p.pid).children(recursive=True)
+        assert len(family) >= 4, family                                   # two workers, two kernels (and more)
+        p.send_signal(sig); p.wait(timeout=60)
+        alive = lambda: [q for q in family if q.is_running() and q.status() != psutil.STATUS_ZOMBIE]
+        deadline = time.time() + 30
+        while alive() and time.time() < deadline: time.sleep(0.5)
+        assert not alive(), [(q.pid, q.name(), q.cmdline()[:3]) for q in alive()]
+        assert not (runs / "a").exists() and not (runs / "b").exists()    # nothing half-written where a run would be
+        if sig == signal.SIGTERM: assert not [q for q in runs.iterdir() if ".tmp-" in q.name]   # cleaned up on the way out
+    finally:
+        if p.poll() is None: p.kill()
+        for q in psutil.Process().children(recursive=True): q.kill()

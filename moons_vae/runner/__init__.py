@@ -1,0 +1,1 @@
+"""The runner, one role per module: the jobs (params files, profiles, content hashes), executing one job in a warm kernel, and scheduling many on local processes or a Dask cluster. Import from the module you need; this file imports nothing."""
