@@ -89,6 +89,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'moons_vae.cli': { 'moons_vae.cli._book': ('cli.html#_book', 'moons_vae/cli.py'),
                                'moons_vae.cli._default_params': ('cli.html#_default_params', 'moons_vae/cli.py'),
                                'moons_vae.cli._parser': ('cli.html#_parser', 'moons_vae/cli.py'),
+                               'moons_vae.cli._report': ('cli.html#_report', 'moons_vae/cli.py'),
                                'moons_vae.cli._run': ('cli.html#_run', 'moons_vae/cli.py'),
                                'moons_vae.cli._verify': ('cli.html#_verify', 'moons_vae/cli.py'),
                                'moons_vae.cli.book_sources_hash': ('cli.html#book_sources_hash', 'moons_vae/cli.py'),

@@ -99,6 +99,7 @@ def _problems(log:str, book_dir:Path) -> tuple[list[str], list[str]]:
         for d in _DOC_RE.findall(l): add(d)
     return pages, lines
 
+# %% ../nbs/09_book.ipynb #c005
 def toc_pages(book_dir:str|Path) -> list[str]:
     "The source files (relative to `book_dir`) that `_toc.yml` names and that exist, root first."
     import yaml
@@ -150,6 +151,7 @@ def notebook_problems(book_dir:str|Path) -> dict[str, list[str]]:
                 if msg: problems.setdefault(page, []).append(f"cell {i}: {msg}")
     return problems
 
+# %% ../nbs/09_book.ipynb #c007
 def _jupyter_book_exe() -> list[str]:
     exe = Path(sys.executable).parent / "jupyter-book"
     if exe.is_file(): return [str(exe)]

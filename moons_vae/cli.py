@@ -14,7 +14,7 @@ from .runner.jobs import Page
 from .runner.schedule import run_experiments, summary_table
 
 # %% auto #0
-__all__ = ['NOT_EXPERIMENTS', 'library_pages', 'chapter_pages', 'book_sources_hash', 'main']
+__all__ = ['NOT_EXPERIMENTS', 'main', 'library_pages', 'chapter_pages', 'book_sources_hash']
 
 # %% ../nbs/11_cli.ipynb #c005
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +48,34 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--runs-dir", default="_book/runs", help="where run folders are (default: %(default)s)")
     return p
 
+# %% ../nbs/11_cli.ipynb #c007
+def _report(a) -> int:
+    "The main job: every experiment and the library pages, then the chapters (which read the runs), then the book."
+    a.params, a.runs_dir = None, str(Path(a.book_dir) / "runs")
+    code = _run(a, pages=library_pages(a.book_dir))         # experiments and library notebooks, side by side
+    if code: return code
+    chapters = chapter_pages(a.book_dir, a.runs_dir)       # chapters read the runs, so they come after
+    try: results = run_experiments([], a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=chapters)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"moons-vae: {e}", file=sys.stderr); return 2
+    print(summary_table(results, a.runs_dir))
+    if any(r["status"] == "failed" for r in results): return 1
+    return _book(a)
+
+def main(argv=None) -> int:
+    "Entry point of the `moons-vae` command."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["search"]:
+        from moons_vae.search.worker import search_worker
+        return search_worker(argv[1:])
+    a = _parser().parse_args(argv)
+    if a.command == "run": return _run(a)
+    if a.command == "book": return _book(a)
+    if a.command == "verify": return _verify(a)
+    if a.command == "report": return _report(a)
+    return 2
+
+# %% ../nbs/11_cli.ipynb #c010
 NOT_EXPERIMENTS = ("claims.yaml",)   # files in params/ that are no experiment (the claims registry, moons_vae.claims)
 
 def _default_params() -> list[Path]:
@@ -66,6 +94,7 @@ def chapter_pages(book_dir:str|Path, runs_dir:str|Path) -> list[Page]:
     return [Page(f"report/{nb.stem}", nb, Path(book_dir) / "report" / nb.name, inputs + (status if nb.stem == "run_status" else []))
             for nb in sorted(Path("nbs/report").glob("*.ipynb"))]
 
+# %% ../nbs/11_cli.ipynb #c013
 def _run(a, pages=None) -> int:
     params = [Path(p) for p in a.params] if getattr(a, "params", None) else _default_params()
     try: results = run_experiments(params, a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=pages,
@@ -77,6 +106,7 @@ def _run(a, pages=None) -> int:
     if failed: print(f"moons-vae: {len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
+# %% ../nbs/11_cli.ipynb #c016
 def book_sources_hash(book_dir:str|Path) -> str:
     "SHA-256 over the book's source files, names and contents (not `_build/`, `_generated/` or hidden files)."
     import hashlib
@@ -101,6 +131,7 @@ def _book(a) -> int:
     print(f"book built: open {Path(index).absolute()}")
     return 0
 
+# %% ../nbs/11_cli.ipynb #c019
 def _verify(a) -> int:
     from moons_vae.verify import verify_run
     run_dir = Path(a.run) if Path(a.run).is_dir() else Path(a.runs_dir) / a.run
@@ -119,26 +150,3 @@ def _verify(a) -> int:
         print(f"moons-vae verify: the run was made at commit {stored[:10]}, this checkout is {here[:10]}: "
               "a run is verified with the code that made it", file=sys.stderr)
     return 1
-
-def main(argv=None) -> int:
-    "Entry point of the `moons-vae` command."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["search"]:
-        from moons_vae.search.worker import search_worker
-        return search_worker(argv[1:])
-    a = _parser().parse_args(argv)
-    if a.command == "run": return _run(a)
-    if a.command == "book": return _book(a)
-    if a.command == "verify": return _verify(a)
-    if a.command == "report":
-        a.params, a.runs_dir = None, str(Path(a.book_dir) / "runs")
-        code = _run(a, pages=library_pages(a.book_dir))         # experiments and library notebooks, side by side
-        if code: return code
-        chapters = chapter_pages(a.book_dir, a.runs_dir)       # chapters read the runs, so they come after
-        try: results = run_experiments([], a.runs_dir, a.data_dir, a.workers, a.force, progress=not a.quiet, pages=chapters)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"moons-vae: {e}", file=sys.stderr); return 2
-        print(summary_table(results, a.runs_dir))
-        if any(r["status"] == "failed" for r in results): return 1
-        return _book(a)
-    return 2

@@ -100,6 +100,7 @@ def _execute(what:str, # "experiment 'vae' (params/vae.yaml)" or "page 'report/x
         if km is not None: shutdown_kernel()   # a fresh kernel for whatever comes next
         raise ExperimentFailed(f"{what} failed in cell {e.cell_index} (execution count {e.exec_count}): {e.ename}: {e.evalue}{kept}") from None
 
+# %% ../../nbs/10b_runner_execute.ipynb #c013
 def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:bool=True) -> dict:
     "Run one experiment into `runs_dir/exp.name`; returns a result row, raises `ExperimentFailed`."
     runs_dir, t0 = Path(runs_dir).absolute(), time.time()
@@ -129,6 +130,7 @@ def execute_experiment(exp:Experiment, runs_dir:str|Path, data_dir:str|Path, reu
         shutil.rmtree(work, ignore_errors=True)
         progress_file.unlink(missing_ok=True)
 
+# %% ../../nbs/10b_runner_execute.ipynb #c015
 def _page_params(notebook, runs_dir) -> dict:
     "Report chapters take `runs_dir` as a parameter; library notebooks take none."
     nb = json.loads(Path(notebook).read_text())
@@ -150,6 +152,7 @@ def execute_page(page:Page, runs_dir:str|Path, data_dir:str|Path, reuse_kernel:b
         return {"name": page.name, "status": "ran", "seconds": seconds}
     finally: tmp.unlink(missing_ok=True)
 
+# %% ../../nbs/10b_runner_execute.ipynb #c017
 _RUNNING = None   # the temporary folder and progress file of the experiment this process is executing
 
 def _kill_kernel_now():
@@ -166,6 +169,7 @@ def abandon_job():
         work, progress_file = _RUNNING
         shutil.rmtree(work, ignore_errors=True); progress_file.unlink(missing_ok=True)
 
+# %% ../../nbs/10b_runner_execute.ipynb #c019
 def run_job(job:Experiment|Page, runs_dir, data_dir) -> dict:
     "Execute an experiment or a page; a failure becomes a result row with the error (the other jobs go on)."
     try: return (execute_page if isinstance(job, Page) else execute_experiment)(job, runs_dir, data_dir)

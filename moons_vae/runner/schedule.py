@@ -99,6 +99,7 @@ def _run_dask(todo, runs_dir, data_dir, scheduler, results, bar):
         for f in as_completed(futures):
             r = f.result(); results[r["name"]] = r; bar.update()
 
+# %% ../../nbs/10c_runner_schedule.ipynb #c020
 def write_status(results:list[dict], runs_dir:str|Path) -> Path:
     "Record this build's outcome per experiment (ran, cached, failed, seconds) in `runs_dir/status.json`, keeping older entries."
     f = Path(runs_dir) / "status.json"
@@ -108,6 +109,7 @@ def write_status(results:list[dict], runs_dir:str|Path) -> Path:
     status.update({r["name"]: {"status": r["status"], "seconds": r.get("seconds"), "build": at} for r in results})
     return write_json_atomic(f, status)
 
+# %% ../../nbs/10c_runner_schedule.ipynb #c021
 def run_experiments(params_paths:list, # params files
                     runs_dir:str|Path="_book/runs", # where run folders go
                     data_dir:str|Path="data", # data cache
