@@ -226,7 +226,15 @@ def render_markdown(r: dict) -> str:
               "different loads (load average at the start of run.py: "
               f"{_loads(r['machine'].get('loadavg_at_start'))}; of each pipeline run: "
               + ", ".join(f"{k} {_loads(p.get('machine', {}).get('loadavg_at_start'))}" for k, p in r["pipeline"].items()) + ").", ""]
-    t = r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
+    for pname, b in (r.get("rebuild") or {}).items():
+        L += [f"## Rebuild after a one-line plots change ({pname})", "",
+              f"Command: `{b.get('command', '')}`, measured {b.get('date', '?')} at commit {str(b.get('commit'))[:10]}: "
+              "`bash tasks.sh report` in a checkout with a built book, before and after one line is added to "
+              "`nbs/05_plots.ipynb`, and once more after it is removed.", ""]
+        L += _table(["phase", "wall time (s)", "experiments re-executed", "trainings", "exit code"],
+                    [[k, v["seconds"], ", ".join(v["ran"]) or "none", v.get("trainings"), v["returncode"]] for k, v in b["phases"].items()])
+    t = (r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
+         + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])])
     if t:
         L += ["## Targets", ""]
         L += _table(["target", "measured", "goal", "status", "margin", "note"],

@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import pipeline  # noqa: E402
+import rebuild  # noqa: E402
 import run  # noqa: E402
 from moons_vae.loss import elbo_loss  # noqa: E402
 from moons_vae.models import ModelOutput  # noqa: E402
@@ -98,3 +99,19 @@ def test_epochs_trained_counts_runs_sweeps_and_searches(tmp_path):
     assert per["vae"] == {"kind": "train", "epochs": 2, "train_seconds": 0.75, "notebook_seconds": 3.0, "point_epochs": 2.0}
     assert per["sweep"]["point_epochs"] == 10 * 10 + 7 * 0.1      # epochs of 1200 training points: n = 20000 -> 10, n = 200 -> 0.1
     assert "1 without an epoch count" in per["search"]["kind"]
+
+
+def test_rebuild_adds_one_line_to_the_exported_code_and_renders(tmp_path):
+    nb = json.loads((Path(__file__).resolve().parents[1] / rebuild.PLOTS_NOTEBOOK).read_text())
+    touched = json.loads(rebuild.add_line(json.dumps(nb)))
+    before = ["".join(c["source"]) for c in nb["cells"]]
+    after = ["".join(c["source"]) for c in touched["cells"]]
+    changed = [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
+    assert len(changed) == 1 and after[changed[0]] == before[changed[0]].rstrip("\n") + "\n" + rebuild.TOUCH
+    assert after[changed[0]].startswith("#| export")
+    with pytest.raises(ValueError, match="no exported code cell"): rebuild.add_line(json.dumps({"cells": []}))
+    phase = lambda s, ran, tr: dict(command="bash tasks.sh report", seconds=s, returncode=0, ran=ran, trainings=tr, book_rebuilt=True, log_tail="")
+    entry = dict(command="x", date="d", commit="abc", profile="full", phases={"warm": phase(20, [], 0), "plots": phase(150, ["vae"], 0)},
+                 targets=[_common.target("report after a one-line plots change < 300 s [full]", 150, 300, higher_is_better=False)])
+    md = _common.render_markdown({"rebuild": {"full": entry}})
+    assert "Rebuild after a one-line plots change (full)" in md and "| plots | 150 | vae | 0 | 0 |" in md and "**PASS**" in md
