@@ -19,6 +19,7 @@ from tqdm import tqdm  # the text bar: executed notebooks have no widget front-e
 from .data import MoonsData, load_moons, batch_slices
 from .models import ModelConfig, build_model, VAE, check_decoder_var, MODEL_KINDS, PRIOR_MEAN_FROM, PRIOR_SCALES, PRIOR_DIRECTIONS
 from .loss import model_loss
+from . import fastpath
 from .options import option_field, check_fields, reject_unknown, widths
 from .files import atomic_dir, usual_mode, write_json_atomic
 from .progress import report
@@ -147,6 +148,7 @@ class AdamStep:
 # %% ../nbs/03_train.ipynb #c016
 def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         callback=None, # called with each epoch's history row; may raise to stop (e.g. an Optuna prune)
+        fast:bool|None=None, # the hand-written step of `moons_vae.fastpath`: None where the model allows it, False: autograd
        ) -> list[dict]:
     "Train `model` on the train split of `data`, select on the val split; returns the per-epoch history."
     dev = resolve_device(cfg.device)
@@ -156,8 +158,14 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
     noise_dim = getattr(model, "noise_dim", latent)    # contvae with a sampled prior mean draws one more column
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     val_noise = torch.randn(len(val["x"]), latent, generator=torch.Generator(device=dev).manual_seed(cfg.seed + 1), device=dev)
-    params = list(model.parameters())
-    adam = AdamStep(params, cfg.lr, dev)
+    fast = fastpath.supports(model) and dev.type in ("cpu", "cuda") if fast is None else fast
+    if fast and not fastpath.supports(model): raise ValueError(f"fast=True: a {type(model).__name__} has no fast path (autograd only)")
+    if fast:
+        flat = fastpath.flatten_parameters(model)
+        adam = AdamStep([flat], cfg.lr, dev)                 # one buffer: clipping is one norm, Adam one call
+        grads = fastpath.grad_views(model, flat.grad)
+        train_cond, val_cond = (model._check_cond(model.condition(s), len(s["x"]), required=False) for s in (train, val))
+    else: adam = AdamStep(list(model.parameters()), cfg.lr, dev)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(adam.opt, factor=cfg.lr_factor, patience=cfg.lr_patience)
     best, best_state, since_best, history = math.inf, None, 0, []
     bar = tqdm(range(1, cfg.max_epochs + 1), disable=not progress, desc=f"{cfg.model} fit", unit="epoch", leave=False)
@@ -167,30 +175,39 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
         model.train()
         sums = torch.zeros(3, device=dev)
         for idx in batch_slices(n, cfg.batch_size, gen, dev):
-            b = {k: v[idx] for k, v in train.items()}
             noise = torch.randn(len(idx), noise_dim, generator=gen, device=dev)
-            loss = model_loss(model(b["x"], model.condition(b), noise=noise), b, cfg.beta)
-            adam.zero_grad()
-            loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+            if fast:
+                with torch.no_grad():
+                    terms = fastpath.loss_and_grad(model, train["x"][idx], None if train_cond is None else train_cond[idx], noise, cfg.beta, grads)
+            else:
+                b = {k: v[idx] for k, v in train.items()}
+                loss = model_loss(model(b["x"], model.condition(b), noise=noise), b, cfg.beta)
+                adam.zero_grad()
+                loss.total.backward()
+                terms = torch.stack([loss.total, loss.recon, loss.kl]).detach()
+            torch.nn.utils.clip_grad_norm_(adam.params, cfg.grad_clip, foreach=True)
             adam.step()
-            sums += torch.stack([loss.total, loss.recon, loss.kl]).detach() * len(idx)
+            sums += terms * len(idx)
         model.eval()
         with torch.no_grad():
-            v = model_loss(model(val["x"], model.condition(val), noise=val_noise), val, cfg.beta)
-        values = dict(zip(HISTORY_LOSS_KEYS, (sums / n).tolist() + torch.stack([v.total, v.recon, v.kl]).tolist()))
+            if fast: v = fastpath.loss_and_grad(model, val["x"], val_cond, val_noise, cfg.beta, None)
+            else:
+                out = model_loss(model(val["x"], model.condition(val), noise=val_noise), val, cfg.beta)
+                v = torch.stack([out.total, out.recon, out.kl])
+        values = dict(zip(HISTORY_LOSS_KEYS, (sums / n).tolist() + v.tolist()))
         if not all(math.isfinite(x) for x in values.values()):
             raise TrainingDiverged(epoch, values, history[-1] if history else None)
         sched.step(values["val_loss"])
         history.append(dict(epoch=epoch, **values, lr=adam.opt.param_groups[0]["lr"], seconds=time.perf_counter() - t0))
         if values["val_loss"] < best:
             best, since_best = values["val_loss"], 0
-            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            best_state = flat.clone() if fast else {k: t.detach().clone() for k, t in model.state_dict().items()}
         else: since_best += 1
         bar.set_postfix(val_loss=f"{values['val_loss']:.4f}", best=f"{best:.4f}", refresh=False)
         if callback is not None: callback(history[-1])
         if epoch >= cfg.min_epochs and since_best >= cfg.patience: break
-    model.load_state_dict(best_state)
+    if fast: flat.copy_(best_state)
+    else: model.load_state_dict(best_state)
     report("epochs", len(history), len(history))         # finished (early stopping may end before max_epochs)
     return history
 
