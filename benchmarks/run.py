@@ -53,7 +53,8 @@ CONFIGS = {
 }
 LABELS = {"a": "Lightning, reference-style (logging, torchmetrics, DataLoader)",
           "b": "plain PyTorch loop over a DataLoader",
-          "c": "moons_vae.train.fit"}
+          "c": "moons_vae.train.fit (the fast path where the model has one)",
+          "e": "moons_vae.train.fit(fast=False), the autograd step"}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -217,12 +218,12 @@ def prepare_b(cfg: RunConfig, data, epochs: int):
 # ---------------------------------------------------------------------------------------------------------------------
 # (c) moons_vae.train.fit
 
-def prepare_c(cfg: RunConfig, data, epochs: int):
+def prepare_c(cfg: RunConfig, data, epochs: int, fast=None):
     run = RunConfig.from_dict({**cfg.to_dict(), "min_epochs": epochs, "max_epochs": epochs, "patience": 10**9})
     model = make_model(run)
 
     def go():
-        h = fit(model, data, run, progress=False)
+        h = fit(model, data, run, progress=False, fast=fast)
         if len(h) != epochs: raise RuntimeError(f"fit trained {len(h)} epochs, expected {epochs}")
         return h[-1]["val_loss"]
     return go
@@ -403,13 +404,14 @@ def main(argv=None) -> int:
             if lit_cls is not None: preps["a"] = (lambda e: prepare_a(cfg, data, e, logdir, lit_cls), a.epochs)
             preps["b"] = (lambda e: prepare_b(cfg, data, e), a.epochs)
             preps["c"] = (lambda e: prepare_c(cfg, data, e), a.epochs)
+            preps["e"] = (lambda e: prepare_c(cfg, data, e, fast=False), a.epochs)   # (e) the same fit on autograd: the fast path's gain
             if fit_many is not None:   # (d) interleaved with the others, so d/c compares the same moments
                 for K in a.K: preps[f"d{K}"] = (lambda e, K=K: prepare_d(cfg, data, e, K, fit_many), vec_epochs(a.epochs, K))
             got = measure(preps, a.repeats, log=log)
             c_res = {"contenders": {}, "description": spec["description"],
                      "ceiling": dict(mflop_per_epoch=flops / 1e6, gflops=gflops, epochs_per_s=ceiling, n_train=n_train, n_val=n_val,
                                      forward_flops_per_point=forward_matmul_flops(cfg))}
-            for k in ("a", "b", "c"):
+            for k in ("a", "b", "c", "e"):
                 if k not in got: continue
                 times, final, cpu = got[k]
                 s = summarize(times, a.epochs)
@@ -419,7 +421,8 @@ def main(argv=None) -> int:
             rate = {k: v["rate"] for k, v in c_res["contenders"].items()}
             T = {k: v[0] for k, v in got.items()}
             c_res["ratios"] = {"c/a": rate["c"] / rate["a"] if "a" in rate else None, "c/b": rate["c"] / rate["b"]}
-            c_res["paired_ratios"] = {"c/b": paired_ratio(T["c"], T["b"], a.epochs, a.epochs)}
+            c_res["ratios"]["c/e"] = rate["c"] / rate["e"]
+            c_res["paired_ratios"] = {"c/b": paired_ratio(T["c"], T["b"], a.epochs, a.epochs), "c/e": paired_ratio(T["c"], T["e"], a.epochs, a.epochs)}
             if "a" in rate: c_res["paired_ratios"]["c/a"] = paired_ratio(T["c"], T["a"], a.epochs, a.epochs)
             rc = {k: v["rate_cpu"] for k, v in c_res["contenders"].items()}
             c_res["cpu_ratios"] = {"c/a": rc["c"] / rc["a"] if "a" in rc else None, "c/b": rc["c"] / rc["b"]}
@@ -456,7 +459,8 @@ def main(argv=None) -> int:
         "a MinMetric of the best val loss, ReduceLROnPlateau, gradient clipping, an EarlyStopping callback (never triggered), "
         "a CSVLogger in a temp folder, no checkpointing, no progress bar; Trainer construction is inside the timed call.",
         "(b) uses moons_vae's model and loss, torch.optim.Adam (default, not fused), clipping, ReduceLROnPlateau, a val DataLoader.",
-        "(c) is fit(model, data, cfg, progress=False) with min_epochs = max_epochs and patience 1e9; it also keeps the best state and a history row per epoch.",
+        "(c) is fit(model, data, cfg, progress=False) with min_epochs = max_epochs and patience 1e9; it also keeps the best state and a history row per epoch. "
+        "It trains on the hand-written step of moons_vae.fastpath; (e) is the same call with fast=False (autograd), so c/e is the fast path's gain.",
         f"{machine['logical_cores']}-core machine shared with other jobs during the run: absolute figures are noisy, ratios less so.",
     ]
     results["wall_seconds"] = round(time.time() - t_start, 1)
@@ -524,9 +528,14 @@ def make_targets(r: dict) -> list[dict]:
         rt, cr = c["ratios"], c.get("cpu_ratios", {})
         cpu_note = lambda k: f"; by CPU time {cr[k]:.2f}" if cr.get(k) is not None else ""
         frac = (c["contenders"].get("c") or {}).get("ceiling_fraction")
-        cause = (f"; what limits it: fit runs at {frac:.0%} of the FLOP ceiling, each step being ~60 small ops whose dispatch and "
-                 "autograd overhead outweigh the matmuls (benchmarks/profile_fit.py breaks an epoch down)") if frac is not None else ""
-        t.append(target(f"c/a >= 6 ({name})", rt.get("c/a"), 6, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a"), cause=cause))
+        cause = (f"; what limits it: fit runs at {frac:.0%} of the FLOP ceiling; on the fast path the matrix products, the normal "
+                 "draws and the elementwise work of the (256, 128) tensors take most of a step (benchmarks/profile_fit.py)") if frac is not None else ""
+        goal = {"tuned": 9, "small": 12}.get(name, 9)     # the training-speed issue's targets (about half the FLOP ceiling on tuned)
+        t.append(target(f"c/a >= {goal} ({name})", rt.get("c/a"), goal, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a")
+                        + (f"; the fast path gives c/e = {rt['c/e']:.2f} over autograd's fit" if rt.get("c/e") else ""), cause=cause))
+        if name == "tuned":
+            t.append(target("d/c >= 2.5 (tuned, K=16)", rt.get("d/c (K=16)"), 2.5, note="fit_many per model-epoch vs fit (on its fast path), one thread",
+                            cause="; what limits it: fit_many still takes autograd's step (stacked parameters, batched products), while fit has the hand-written one"))
         t.append(target(f"c/b >= 2 ({name})", rt.get("c/b"), 2, note="fit vs plain DataLoader loop, one thread" + cpu_note("c/b")))
     sw = r.get("sweep")
     if sw is not None:
@@ -534,7 +543,7 @@ def make_targets(r: dict) -> list[dict]:
         cause = (f"; what limits it: two processes can give at most 2 × fit_many's one-thread gain over fit on this config "
                  f"(best d/c {dc:.2f}, so ≤ {2 * dc:.2f}×), less the pool start-up; fit_many is bound by elementwise work and "
                  "small batched products") if dc is not None else ""
-        t.append(target("64-config sweep >= 3x faster than 64 sequential fits", sw.get("speedup"), 3,
+        t.append(target("64-config sweep >= 4x faster than 64 sequential fits", sw.get("speedup"), 4,
                         note="fit_many_parallel on both cores vs sequential fit on one" if sw.get("available") else sw.get("reason", ""), cause=cause))
     return t
 
