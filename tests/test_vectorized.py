@@ -68,7 +68,7 @@ def test_tuned_architecture_matches_fit():
     res = fit_many(cfgs, data, progress=False)
     for r, c in zip(res, cfgs):
         m = make_model(c)
-        ref = fit(m, data, c, progress=False)
+        ref = fit(m, data, c, progress=False, fast=False)   # fit_many takes autograd's step: bit for bit that fit
         assert len(r.history) == len(ref)
         if exact:
             assert strip(r.history) == strip(ref)
