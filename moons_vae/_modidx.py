@@ -524,6 +524,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'moons_vae/vectorized.py'),
                                       'moons_vae.vectorized.StackedModel.loss': ( 'vectorized.html#stackedmodel.loss',
                                                                                   'moons_vae/vectorized.py'),
+                                      'moons_vae.vectorized.StackedModel.loss_and_grad': ( 'vectorized.html#stackedmodel.loss_and_grad',
+                                                                                           'moons_vae/vectorized.py'),
                                       'moons_vae.vectorized.StackedModel.state': ( 'vectorized.html#stackedmodel.state',
                                                                                    'moons_vae/vectorized.py'),
                                       'moons_vae.vectorized._Linear': ('vectorized.html#_linear', 'moons_vae/vectorized.py'),

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm  # the text bar: tqdm.auto warns about ipywidgets in executed notebooks
 
 from .data import MoonsData
-from .models import VAE, build_model, decoder_logvar
+from .models import VAE, build_model, decoder_logvar, DECODER_LOGVAR_FLOOR, DECODER_LOGVAR_SCALE
 from .loss import fixed_var_nll, gaussian_nll
 from .train import RunConfig, make_model, resolve_device, HISTORY_LOSS_KEYS, TrainingDiverged
 from .processes import exit_with_parent
@@ -124,6 +124,57 @@ class StackedModel:
         c_nll = (0.5 * (math.log(2 * math.pi) + c_logvar + (t - c_mu).pow(2) / c_logvar.exp()).sum(-1)).mean(-1)
         return nll + beta * kl + c_nll, rec, kl
 
+    def loss_and_grad(self, xin, noise, eps_w, beta, grads) -> tuple:
+        """The hand-written step of `moons_vae.fastpath`, for all members at once (VAE and CVAE): per-member (total, recon,
+        kl), each (K,), with the gradient of every member's total written into `grads` (the stacked gradient buffers)."""
+        if self.kind == "contvae": raise NotImplementedError("the continuous model has no hand-written step: use loss() and autograd")
+        P, L, K, B = self.params, self.latent, xin.shape[0], xin.shape[1]
+        enc, dec = [(P[w], P[b]) for w, b in self.enc], [(P[w], P[b]) for w, b in self.dec]
+        def forward(layers, h):
+            inputs = []
+            for i, (W, b) in enumerate(layers):
+                inputs.append(h)
+                h = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
+                if i < len(layers) - 1: h = h.relu_()
+            return h, inputs
+        def backward(layers, idx, inputs, d, need_input=True):
+            for i in range(len(layers) - 1, -1, -1):
+                (W, _), (wi, bi), a = layers[i], idx[i], inputs[i]
+                torch.bmm(d.transpose(1, 2), a, out=grads[wi]); torch.sum(d, 1, out=grads[bi])
+                if i == 0 and not need_input: return None
+                d = torch.bmm(d, W)
+                if i > 0: d = torch.ops.aten.threshold_backward(d, a, 0)
+            return d
+        h, enc_in = forward(enc, xin)
+        mu, logvar = h[..., :L], h[..., L:2 * L]
+        sigma = logvar.mul(0.5).exp_()
+        z = torch.addcmul(mu, sigma, noise * eps_w)
+        recon, dec_in = forward(dec, torch.cat([z, xin[..., 2:]], -1) if self.kind == "cvae" else z)
+        x = xin[..., :2]
+        diff = recon - x
+        sq = diff * diff
+        rec = sq.sum((1, 2)) / B
+        var2 = sigma * sigma
+        kl = ((mu * mu + var2 - logvar).sum((1, 2)) - L * B) * (0.5 / B)
+        if self.xlv_idx is None:
+            nll = rec / (2 * self.decoder_var) + 0.5 * x.shape[-1] * math.log(2 * math.pi * self.decoder_var)
+            d_recon = diff * (1 / (self.decoder_var * B))
+        else:
+            raw = P[self.xlv_idx]
+            s = DECODER_LOGVAR_SCALE * raw - DECODER_LOGVAR_FLOOR
+            lvx = torch.nn.functional.softplus(s).add_(DECODER_LOGVAR_FLOOR)
+            inv, msq = torch.exp(-lvx), sq.mean(1)
+            nll = 0.5 * (math.log(2 * math.pi) * x.shape[-1] + lvx.sum(-1) + (msq * inv).sum(-1))
+            d_recon = diff * (inv / B).unsqueeze(1)
+            grads[self.xlv_idx].copy_((0.5 * (1 - msq * inv)) * torch.sigmoid(s) * DECODER_LOGVAR_SCALE)
+        d_z = backward(dec, self.dec, dec_in, d_recon)[..., :L]
+        bB = (beta / B).view(K, 1, 1)
+        d_h = torch.empty(K, B, 2 * L, dtype=xin.dtype, device=xin.device)
+        torch.addcmul(d_z, mu, bB, out=d_h[..., :L])                                          # dL/dmu
+        torch.mul(d_z * noise, sigma, out=d_h[..., L:]).mul_(0.5 * eps_w).addcmul_(var2 - 1, 0.5 * bB)   # dL/dlogvar
+        backward(enc, self.enc, enc_in, d_h, need_input=False)
+        return nll + beta * kl, rec, kl
+
 def _member_tensors(configs, dev):
     "Per-member constants: eps_w, beta, the prior's log-variance and its exp, the clipping norm."
     f32 = lambda vals: torch.tensor(vals, dtype=torch.float32, device=dev)
@@ -192,6 +243,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
              progress:bool=True, # show a progress bar over epochs
              callback=None, # called as callback(i, row) after each epoch of member i; a true result stops that member
              on_diverge:str="raise", # 'raise': a non-finite loss raises TrainingDiverged; 'stop': only that member stops
+             fast:bool|None=None, # the hand-written step (`StackedModel.loss_and_grad`): None where the kind has one, False: autograd
             ) -> list[MemberFit]:
     "Train one model per config at once; member i's history and best state are those `fit` gives for configs[i]."
     configs = check_stackable(configs)
@@ -201,6 +253,8 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     if dev.type not in ("cpu", "cuda"): raise NotImplementedError(f"fit_many needs torch's fused Adam (cpu or cuda), not device {dev.type!r}")
     S = StackedModel([make_model(c) for c in configs])
     P = S.params
+    fast = S.kind != "contvae" if fast is None else fast
+    if fast and S.kind == "contvae": raise ValueError("fast=True: the continuous model has no hand-written step (autograd only)")
     P[:] = [p.detach().to(dev).requires_grad_() for p in P]
     train, val = data.tensors("train", dev), data.tensors("val", dev)
     n, L, kind = len(train["x"]), S.latent, S.kind
@@ -240,11 +294,14 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
         if key != groups_key: groups, groups_key = _adam_groups(key, P, G, M1, M2), key
         sums, s = torch.zeros(k, 3, device=dev), 0
         for b, noise in zip(sizes, noise_bufs):
-            total, rec, kl = S.loss(X[:, s:s + b], None if T is None else T[:, s:s + b], noise,
-                                    mt["eps_w"], mt["beta"], mt["plv"], mt["plv_exp"])
+            if fast:
+                with torch.no_grad(): total, rec, kl = S.loss_and_grad(X[:, s:s + b], noise, mt["eps_w"], mt["beta"], G)
+            else:
+                total, rec, kl = S.loss(X[:, s:s + b], None if T is None else T[:, s:s + b], noise,
+                                        mt["eps_w"], mt["beta"], mt["plv"], mt["plv_exp"])
+                torch._foreach_zero_(G)
+                total.sum().backward()
             s += b
-            torch._foreach_zero_(G)
-            total.sum().backward()
             with torch.no_grad():
                 _clip_(G, mt["clip"])
                 step.add_(1)
