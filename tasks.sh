@@ -60,7 +60,7 @@ case "${1:-}" in
     setup_python; setup_system
     check_sync
     echo "tasks.sh: notebook tests (nbdev-test over the library notebooks)"
-    "$VENV/bin/nbdev-test" --file-re '^[0-9][0-9]_.*\.ipynb$'
+    "$VENV/bin/nbdev-test" --file-re '^[0-9][0-9][a-z]?_.*\.ipynb$'
     echo "tasks.sh: pytest"
     shift; "$VENV/bin/pytest" "$@" ;;
   *) echo "usage: bash tasks.sh {report|test|setup} [args passed on]" >&2; exit 2 ;;
