@@ -477,6 +477,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'moons_vae.stats': { 'moons_vae.stats._values': ('stats.html#_values', 'moons_vae/stats.py'),
                                  'moons_vae.stats.bootstrap_ci': ('stats.html#bootstrap_ci', 'moons_vae/stats.py'),
                                  'moons_vae.stats.claim_verdict': ('stats.html#claim_verdict', 'moons_vae/stats.py'),
+                                 'moons_vae.stats.cluster_bootstrap_ci': ('stats.html#cluster_bootstrap_ci', 'moons_vae/stats.py'),
                                  'moons_vae.stats.holm': ('stats.html#holm', 'moons_vae/stats.py'),
                                  'moons_vae.stats.paired_bootstrap_ci': ('stats.html#paired_bootstrap_ci', 'moons_vae/stats.py'),
                                  'moons_vae.stats.tost': ('stats.html#tost', 'moons_vae/stats.py')},
