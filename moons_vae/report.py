@@ -18,9 +18,10 @@ from .train import load_run
 from .data import load_moons
 
 # %% auto #0
-__all__ = ['TABLE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model', 'results_table',
-           'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines', 'likelihood_table', 'sweep_trends',
-           'beta_trade_verdict', 'collapse_verdict', 'last_build', 'run_status', 'figure_source']
+__all__ = ['TABLE_COLUMNS', 'REPLICATE_COLUMNS', 'LIKELIHOOD_COLUMNS', 'read_run', 'read_runs', 'run_link', 'load_model',
+           'results_table', 'replicate_table', 'latent_moon_accuracy', 'verdict', 'claim_block', 'read_baselines',
+           'likelihood_table', 'sweep_trends', 'beta_trade_verdict', 'collapse_verdict', 'last_build', 'run_status',
+           'figure_source']
 
 # %% ../nbs/12_report.ipynb #c005
 def read_run(name:str, runs_dir:str|Path) -> dict:
@@ -70,6 +71,20 @@ def results_table(runs:dict, links:bool=False) -> pd.DataFrame:
         row["wall s"] = r["provenance"].get("wall_time_s")
         rows.append(row)
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+# %% ../nbs/12_report.ipynb #c026
+REPLICATE_COLUMNS = ("test_nll", "test_nll_gap", "recon_mse_mean", "kl", "mmd2_samples", "samples_on_support", "latent_share", "collapsed")
+
+def replicate_table(runs_dir:str|Path, name:str="replicates", columns=REPLICATE_COLUMNS, links:bool=False) -> pd.DataFrame|None:
+    "Per experiment: replicates, data sets, and `mean [low, high]` of each metric over its replicates; None without the run."
+    f = Path(runs_dir) / name / "metrics.json"
+    if not f.is_file(): return None
+    summary = json.loads(f.read_text())["summary"]
+    fmt = lambda r, k: (f"{r[k + ' mean']:.4g} [{r[k + ' low']:.4g}, {r[k + ' high']:.4g}]" if r.get(k + " low") is not None
+                        else f"{r[k + ' mean']:.4g}" if r.get(k + " mean") is not None else "")
+    rows = [{"experiment": run_link(r["variant"]) if links else r["variant"], "replicates": r["replicates"], "data sets": r["data sets"],
+             **{TABLE_COLUMNS.get(k, k): fmt(r, k) for k in columns}} for r in summary]
+    return pd.DataFrame(rows).set_index("experiment")
 
 # %% ../nbs/12_report.ipynb #c009
 @torch.no_grad()

@@ -17,7 +17,7 @@ from .search.space import REFERENCE_SPACE, check_space
 # %% auto #0
 __all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name',
            'default_storage', 'validate_sweep_params', 'train_group', 'run_groups', 'chunks', 'width_groups',
-           'width_curves', 'log_uniform_points']
+           'width_curves', 'log_uniform_points', 'replicate_groups', 'replicate_summary']
 
 # %% ../nbs/13_studies.ipynb #c005
 SEARCH_OPTIONS = {
@@ -200,3 +200,29 @@ def log_uniform_points(n:int, beta_range, eps_w_range, seed:int=42) -> list[tupl
     b = np.exp(rng.uniform(np.log(beta_range[0]), np.log(beta_range[1]), n))
     e = np.exp(rng.uniform(np.log(eps_w_range[0]), np.log(eps_w_range[1]), n))
     return [(float(x), float(y)) for x, y in zip(b, e)]
+
+# %% ../nbs/13_studies.ipynb #c020
+def replicate_groups(fixed:dict, variants:dict, seeds, data_seeds) -> tuple[list[list[dict]], list[str]]:
+    "One group per (variant, data set) holding its seeds, and the variant name of each group."
+    groups = [[{**fixed, **v, "data_seed": d, "seed": s} for s in seeds] for v in variants.values() for d in data_seeds]
+    return groups, [n for n in variants for _ in data_seeds]
+
+def replicate_summary(rows:list[dict], # train_group rows, each with a 'variant' key
+                      metrics, # metric names to summarise
+                      level:float=0.95, seed:int=0):
+    "A DataFrame: per variant, per metric, mean, low, high (two-stage bootstrap over data sets and seeds) and n."
+    import pandas as pd
+    from moons_vae.stats import cluster_bootstrap_ci
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == name and r.get("stop") != "diverged"]
+        row = {"variant": name, "replicates": len(mine), "data sets": len({r["data_seed"] for r in mine}),
+               "diverged": sum(r["variant"] == name and r.get("stop") == "diverged" for r in rows)}
+        for k in metrics:
+            vals = [(float(r[k]), r["data_seed"]) for r in mine if r.get(k) is not None and np.isfinite(float(r[k]))]
+            if len({d for _, d in vals}) >= 2:
+                row[f"{k} mean"], row[f"{k} low"], row[f"{k} high"] = cluster_bootstrap_ci([v for v, _ in vals], [d for _, d in vals], level, seed=seed)
+            elif vals: row[f"{k} mean"] = float(np.mean([v for v, _ in vals]))
+            row[f"{k} n"] = len(vals)
+        out.append(row)
+    return pd.DataFrame(out).set_index("variant")
