@@ -233,6 +233,15 @@ def render_markdown(r: dict) -> str:
               "`nbs/05_plots.ipynb`, and once more after it is removed.", ""]
         L += _table(["phase", "wall time (s)", "experiments re-executed", "trainings", "exit code"],
                     [[k, v["seconds"], ", ".join(v["ran"]) or "none", v.get("trainings"), v["returncode"]] for k, v in b["phases"].items()])
+    dk = r.get("dask")
+    if dk:
+        L += ["## Experiments on a Dask cluster", "",
+              f"Command: `{dk.get('command', '')}`, measured {dk.get('date', '?')}: `moons-vae run` over {len(dk['params_files'])} params files "
+              f"(profile {dk['profile']}) on a local Dask cluster of {dk['workers']} one-thread workers, then on {dk['workers']} local worker processes, "
+              "each into fresh runs and data folders.", ""]
+        L += _table(["engine", "wall time (s)"], [["Dask cluster", dk["dask_seconds"]], ["local processes", dk["local_seconds"]]])
+        L += [f"local / Dask = {dk['ratio_local_to_dask']:.2f}; every run's metrics.json identical: "
+              f"**{all(dk['identical_metrics'].values())}**.", ""]
     t = (r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
          + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])])
     if t:

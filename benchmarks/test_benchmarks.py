@@ -115,3 +115,10 @@ def test_rebuild_adds_one_line_to_the_exported_code_and_renders(tmp_path):
                  targets=[_common.target("report after a one-line plots change < 300 s [full]", 150, 300, higher_is_better=False)])
     md = _common.render_markdown({"rebuild": {"full": entry}})
     assert "Rebuild after a one-line plots change (full)" in md and "| plots | 150 | vae | 0 | 0 |" in md and "**PASS**" in md
+
+
+def test_dask_section_renders():
+    entry = dict(command="x", date="d", params_files=["vae.yaml"], profile="quick", workers=2, dask_seconds=10.0,
+                 local_seconds=9.0, ratio_local_to_dask=0.9, identical_metrics={"vae": True})
+    md = _common.render_markdown({"dask": entry})
+    assert "## Experiments on a Dask cluster" in md and "| Dask cluster | 10 |" in md and "identical: **True**" in md
