@@ -121,4 +121,4 @@ def test_dask_section_renders():
     entry = dict(command="x", date="d", params_files=["vae.yaml"], profile="quick", workers=2, dask_seconds=10.0,
                  local_seconds=9.0, ratio_local_to_dask=0.9, identical_metrics={"vae": True})
     md = _common.render_markdown({"dask": entry})
-    assert "## Experiments on a Dask cluster" in md and "| Dask cluster | 10 |" in md and "identical: **True**" in md
+    assert "## Experiments on a Dask cluster" in md and "| Dask cluster | 10.0 |" in md and "identical: **True**" in md
