@@ -16,8 +16,8 @@ from .claims import Claim
 from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference', 'evaluate_claims',
-           'plot_fragility']
+__all__ = ['OBJECTIVES', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference', 'run_points',
+           'spearman_evidence', 'evaluate_claims', 'claim_summary', 'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -55,7 +55,41 @@ def _eps_w_one_collapses(runs_dir):
     return {OBJECTIVES[0]: paired_difference(pts, "vae", "vae_textbook", "latent_share"),
             OBJECTIVES[1]: paired_difference(pts, "vae_learned_eps01", "vae_learned", "latent_share")}
 
-STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses}
+def run_points(runs_dir:str|Path, name:str) -> pd.DataFrame|None:
+    "The rows of a sweep's points.json, or None when this build does not have it."
+    f = Path(runs_dir) / name / "points.json"
+    return pd.DataFrame(json.loads(f.read_text())) if f.is_file() else None
+
+def spearman_evidence(x, y, source:str="", n_boot:int=2000, n_perm:int=2000, seed:int=0) -> Evidence|None:
+    "Spearman rho of x and y over independent design points: bootstrap interval and a one-sided permutation p-value (rho > 0)."
+    from scipy.stats import rankdata
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 5: return None
+    rho = lambda a, b: float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    boots = np.array([rho(x[i], y[i]) for i in idx])
+    boots = boots[np.isfinite(boots)]
+    est = rho(x, y)
+    perm = np.array([rho(x, rng.permutation(y)) for _ in range(n_perm)])
+    p = float((1 + (perm >= est).sum()) / (n_perm + 1))
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return Evidence(est, float(lo), float(hi), len(x), source, p)
+
+def _beta_eps_trade(runs_dir):
+    out = {}
+    for obj, name in zip(OBJECTIVES, ("sweep_prob", "sweep_prob_learned")):
+        pts = run_points(runs_dir, name)
+        if pts is None: continue
+        v = pts[(pts.model == "vae") & (pts.stop != "diverged")]
+        for knob in ("beta", "eps_w"):
+            out[f"{obj}: ρ({knob}, test MSE)"] = spearman_evidence(v[knob], v.recon_mse_mean, f"{name}: VAE points")
+            out[f"{obj}: ρ({knob}, −MMD² of samples)"] = spearman_evidence(v[knob], -v.mmd2_samples, f"{name}: VAE points")
+    return out
+
+STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade}
 
 # %% ../nbs/27_evidence.ipynb #c010
 def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=None) -> pd.DataFrame:
@@ -77,6 +111,15 @@ def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=
                      claim_verdict((r["estimate"], r["low"], r["high"]), r["direction"], r["margin"], r["p (Holm)"])
                      for r in df.to_dict(orient="records")]
     return df
+
+def claim_summary(table:pd.DataFrame) -> pd.DataFrame:
+    "One verdict per claim from its rows: all alike -> that verdict; reproduced beside others -> partly; else inconclusive."
+    def one(vs):
+        vs = set(vs)
+        if len(vs) == 1: return vs.pop()
+        return "partly" if "reproduced" in vs else "inconclusive"
+    g = table.groupby("claim", sort=False)
+    return pd.DataFrame({"quote": g.quote.first(), "rows": g.size(), "verdict": g.verdict.agg(one)})
 
 # %% ../nbs/27_evidence.ipynb #c013
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "inconclusive": "#ff7f0e", "not reproduced": "#d62728", "partly": "#bcbd22"}
