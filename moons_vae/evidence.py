@@ -16,8 +16,9 @@ from .claims import Claim
 from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference', 'run_points',
-           'spearman_evidence', 'evaluate_claims', 'claim_summary', 'plot_fragility']
+__all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference',
+           'run_points', 'spearman_evidence', 'run_cells', 'seed_paired', 'evaluate_claims', 'claim_summary',
+           'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -89,7 +90,44 @@ def _beta_eps_trade(runs_dir):
             out[f"{obj}: ρ({knob}, −MMD² of samples)"] = spearman_evidence(v[knob], -v.mmd2_samples, f"{name}: VAE points")
     return out
 
-STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade}
+def run_cells(runs_dir:str|Path, name:str="sweep_arch") -> pd.DataFrame|None:
+    "The rows of a sweep's cells.json, or None when this build does not have it."
+    f = Path(runs_dir) / name / "cells.json"
+    return pd.DataFrame(json.loads(f.read_text())) if f.is_file() else None
+
+def seed_paired(a:pd.Series, b:pd.Series, source:str) -> Evidence|None:
+    "a - b over the training seeds both have (each indexed by seed), with a bootstrap interval; None with fewer than 2 seeds."
+    from moons_vae.stats import bootstrap_ci
+    both = a.index.intersection(b.index)
+    if len(both) < 2: return None
+    est, lo, hi = bootstrap_ci((a.loc[both] - b.loc[both]).astype(float).values)
+    return Evidence(est, lo, hi, len(both), source)
+
+ARCH_BASE = {"encoder_hidden": 8, "latent_dim": 128, "decoder_hidden": 128}   # the tuned architecture the sweep varies around
+
+def _arch_line(cells, dim):
+    others = [k for k in ARCH_BASE if k != dim]
+    ok = cells[(cells.model == "vae") & (cells.stop != "diverged")]
+    return ok[np.logical_and.reduce([ok[k] == ARCH_BASE[k] for k in others])]
+
+def _encoder_beyond_8(runs_dir):
+    cells = run_cells(runs_dir)
+    if cells is None: return {}
+    line = _arch_line(cells, "encoder_hidden")
+    wider = line[line.encoder_hidden > 8].groupby("seed").recon_mse_mean.mean()
+    at8 = line[line.encoder_hidden == 8].set_index("seed").recon_mse_mean
+    return {OBJECTIVES[0]: seed_paired(wider, at8, "sweep_arch: mean test MSE at encoder widths > 8 minus at 8, per seed")}
+
+def _small_collapse(runs_dir):
+    cells = run_cells(runs_dir)
+    if cells is None: return {}
+    small = pd.concat([_arch_line(cells, d).loc[lambda t, d=d: t[d] == t[d].min()] for d in ("encoder_hidden", "decoder_hidden")])
+    base = _arch_line(cells, "encoder_hidden").loc[lambda t: t.encoder_hidden == 8]
+    return {OBJECTIVES[0]: seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
+                                       "sweep_arch: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")}
+
+STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade,
+              "encoder_beyond_8_degrades": _encoder_beyond_8, "small_networks_collapse": _small_collapse}
 
 # %% ../nbs/27_evidence.ipynb #c010
 def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=None) -> pd.DataFrame:
