@@ -210,6 +210,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'moons_vae.memo.load_memo': ('memo.html#load_memo', 'moons_vae/memo.py'),
                                 'moons_vae.memo.memo_fit': ('memo.html#memo_fit', 'moons_vae/memo.py'),
                                 'moons_vae.memo.memo_members': ('memo.html#memo_members', 'moons_vae/memo.py'),
+                                'moons_vae.memo.memo_rows': ('memo.html#memo_rows', 'moons_vae/memo.py'),
                                 'moons_vae.memo.save_memo': ('memo.html#save_memo', 'moons_vae/memo.py'),
                                 'moons_vae.memo.training_key': ('memo.html#training_key', 'moons_vae/memo.py')},
             'moons_vae.models': { 'moons_vae.models.CVAE': ('models.html#cvae', 'moons_vae/models.py'),

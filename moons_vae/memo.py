@@ -18,7 +18,8 @@ from .files import atomic_file
 from .train import RunConfig, fit, resolve_device
 
 # %% auto #0
-__all__ = ['TRAINING_MODULES', 'data_fingerprint', 'training_key', 'load_memo', 'save_memo', 'memo_fit', 'memo_members']
+__all__ = ['TRAINING_MODULES', 'EVALUATION_MODULES', 'data_fingerprint', 'training_key', 'load_memo', 'save_memo', 'memo_fit',
+           'memo_members', 'memo_rows']
 
 # %% ../nbs/17_memo.ipynb #c005
 TRAINING_MODULES = ("train", "vectorized")   # fit and fit_many, and (transitively) the models, the loss and the data
@@ -93,3 +94,26 @@ def memo_members(configs:list[RunConfig], data:MoonsData,
     save_memo(memo_dir, key, {"members": [dict(state=m.state, history=m.history, stop=m.stop, error=_err_to_plain(m.error))
                                           for m in members], "configs": [c.to_dict() for c in configs]})
     return members
+
+# %% ../nbs/17_memo.ipynb #c017
+EVALUATION_MODULES = ("evaluate", "studies")   # the metrics, and the sweep glue that composes each row
+
+def memo_rows(configs:list[RunConfig], data:MoonsData,
+              compute, # () -> list[dict]: the group's evaluated rows (plain values)
+              memo_dir:str|Path|None,
+              settings:dict|None=None, # what else the rows depend on (eval_K, ...)
+              modules=EVALUATION_MODULES) -> list[dict]:
+    "`compute()`, loaded from `memo_dir` when this group's rows were computed before with the same code and settings."
+    if memo_dir is None: return compute()
+    pkg = package_dir()
+    blob = json.dumps({"training": training_key(configs, data), "settings": settings or {},
+                       "code": source_hash(import_closure(list(modules), pkg), pkg, [pkg.parent / "requirements.lock"])}, sort_keys=True, default=str)
+    key = "rows-" + hashlib.sha256(blob.encode()).hexdigest()
+    entry = load_memo(memo_dir, key)
+    if entry is not None:
+        print(f"memo: loaded the evaluation of {len(configs)} models {key[5:17]} instead of computing it")
+        return entry["rows"]
+    # plain Python values (numpy scalars become numbers), so that the memo loads them and both calls return the same types
+    rows = json.loads(json.dumps(compute(), default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    save_memo(memo_dir, key, {"rows": rows})
+    return rows

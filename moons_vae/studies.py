@@ -119,7 +119,7 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     from moons_vae.vectorized import fit_many, StackedModel
     from moons_vae.train import make_model
     from moons_vae.evaluate import evaluate
-    from moons_vae.memo import memo_members
+    from moons_vae.memo import memo_members, memo_rows
     torch.set_num_threads(1)
     cfgs = [RunConfig.from_dict(c) for c in configs]
     data = load_moons(cfgs[0].n_samples, cfgs[0].noise, cfgs[0].data_seed, cache_dir=data_dir)
@@ -127,15 +127,17 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     except NotImplementedError: stackable = False
     train = (lambda: fit_many(cfgs, data, progress=False, on_diverge="stop")) if stackable else (lambda: _one_by_one(cfgs, data))
     members = memo_members(cfgs, data, train, Path(data_dir) / "fits")     # loaded if this group was trained before
-    rows = []
-    for c, member in zip(cfgs, members):
-        row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
-               "error": None if member.error is None else str(member.error)}
-        if member.state is not None and member.stop != "diverged":
-            m = evaluate(member.model(), data, c.beta, K=eval_K, seed=c.seed)
-            row.update({k: m[k] for k in SCALAR_METRICS if k in m})
-        rows.append(row)
-    return rows
+    def evaluated():
+        rows = []
+        for c, member in zip(cfgs, members):
+            row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
+                   "error": None if member.error is None else str(member.error)}
+            if member.state is not None and member.stop != "diverged":
+                m = evaluate(member.model(), data, c.beta, K=eval_K, seed=c.seed)
+                row.update({k: m[k] for k in SCALAR_METRICS if k in m})
+            rows.append(row)
+        return rows
+    return memo_rows(cfgs, data, evaluated, Path(data_dir) / "fits", {"eval_K": eval_K})   # and so is its evaluation
 
 def _group_task(args): return train_group(*args)
 
