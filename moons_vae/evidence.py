@@ -17,8 +17,8 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference',
-           'run_points', 'spearman_evidence', 'run_cells', 'seed_paired', 'evaluate_claims', 'claim_summary',
-           'plot_fragility']
+           'run_points', 'spearman_evidence', 'run_cells', 'seed_paired', 'probe_correct', 'moon_probe',
+           'evaluate_claims', 'claim_summary', 'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -126,8 +126,69 @@ def _small_collapse(runs_dir):
     return {OBJECTIVES[0]: seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
                                        "sweep_arch: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")}
 
+def probe_correct(features_train, y_train, features_test, y_test) -> np.ndarray:
+    "Per test point, whether a logistic-regression probe fitted on the train split predicts its moon (1) or not (0)."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    sc = StandardScaler().fit(features_train)
+    clf = LogisticRegression(max_iter=2000).fit(sc.transform(features_train), y_train)
+    return (clf.predict(sc.transform(features_test)) == y_test).astype(float)
+
+def moon_probe(runs_dir, name:str) -> dict|None:
+    "Linear-probe correctness per test point, from the codes (posterior means) of run `name` and from the raw points."
+    import torch
+    from moons_vae.report import read_run, load_model
+    if not (Path(runs_dir) / name / "model.pt").is_file(): return None
+    model, data = load_model(read_run(name, runs_dir))
+    out = {}
+    with torch.no_grad():
+        tr, te = data.tensors("train"), data.tensors("test")
+        code = lambda b: model(b["x"], model.condition(b), deterministic=True).mu.numpy()
+        y_tr, y_te = tr["y"][:, 0].numpy(), te["y"][:, 0].numpy()
+        out["codes"] = probe_correct(code(tr), y_tr, code(te), y_te)
+        out["raw"] = probe_correct(tr["x"].numpy(), y_tr, te["x"].numpy(), y_te)
+    return out
+
+def _point_paired(a:np.ndarray, b:np.ndarray, source:str) -> Evidence:
+    from moons_vae.stats import paired_bootstrap_ci
+    est, lo, hi = paired_bootstrap_ci(a, b)
+    return Evidence(est, lo, hi, len(a), source)
+
+def _vae_separates(runs_dir):
+    out = {}
+    for obj, name in zip(OBJECTIVES, ("vae", "vae_learned_eps01")):
+        pr = moon_probe(runs_dir, name)
+        if pr: out[obj] = _point_paired(pr["codes"], pr["raw"], f"{name}: linear-probe moon accuracy of the codes minus of the raw points (test points)")
+    return out
+
+def _cvae_overlaps(runs_dir):
+    out = {}
+    for obj, (v, c) in zip(OBJECTIVES, (("vae", "cvae"), ("vae_learned_eps01", "cvae_learned_eps01"))):
+        pv, pc = moon_probe(runs_dir, v), moon_probe(runs_dir, c)
+        if pv and pc: out[obj] = _point_paired(pv["codes"], pc["codes"], f"linear-probe moon accuracy of the codes, {v} minus {c} (test points)")
+    return out
+
+def _cvae_boundary(runs_dir):
+    pts = replicate_points(runs_dir)
+    if pts is None: return {}
+    return {OBJECTIVES[0]: paired_difference(pts, "cvae", "vae", "samples_on_support"),
+            OBJECTIVES[1]: paired_difference(pts, "cvae_learned", "vae_learned", "samples_on_support")}
+
+def _cvae_control(runs_dir):
+    pts = replicate_points(runs_dir)
+    if pts is None: return {}
+    out = {}
+    for obj, name in zip(OBJECTIVES, ("cvae", "cvae_learned")):
+        ok = pts[(pts.variant == name) & (pts.stop != "diverged")].dropna(subset=["cond_accuracy"]) if "cond_accuracy" in pts else pts.iloc[:0]
+        if ok.data_seed.nunique() >= 2:
+            est, lo, hi = cluster_bootstrap_ci(ok.cond_accuracy.values - 0.5, ok.data_seed.values)
+            out[obj] = Evidence(est, lo, hi, len(ok), f"replicates: {name}'s conditional samples classified as the moon asked for, minus chance (0.5)")
+    return out
+
 STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade,
-              "encoder_beyond_8_degrades": _encoder_beyond_8, "small_networks_collapse": _small_collapse}
+              "encoder_beyond_8_degrades": _encoder_beyond_8, "small_networks_collapse": _small_collapse,
+              "vae_latent_separates_moons": _vae_separates, "cvae_latent_overlaps": _cvae_overlaps,
+              "cvae_clearer_boundary": _cvae_boundary, "conclusion_cvae_control_less_separation": _cvae_control}
 
 # %% ../nbs/27_evidence.ipynb #c010
 def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=None) -> pd.DataFrame:
