@@ -48,6 +48,27 @@ def machine_info() -> dict:
     return info
 
 
+def run_snapshot(runs: Path) -> dict:
+    "{experiment: content of its cache.json} for every finished run folder: what changed between two snapshots ran."
+    out = {}
+    for f in sorted(Path(runs).glob("*/cache.json")):
+        try: out[f.parent.name] = f.read_text()
+        except OSError: pass
+    return out
+
+
+def timed_run(cmd: list[str], cwd: Path, runs: Path, log: Path) -> tuple[float, int, list[str], int, str]:
+    "Run `cmd` once in `cwd`, output to `log`: (seconds, exit code, experiments that ran, run folders after, the log's text)."
+    import subprocess
+    before = run_snapshot(runs)
+    t = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t
+    after = run_snapshot(runs)
+    return seconds, proc.returncode, sorted(k for k, v in after.items() if before.get(k) != v), len(after), Path(log).read_text()
+
+
 def summarize(times: list[float], work: float) -> dict:
     "Median rate `work / time` over repeats, with the spread (rates of the slowest and fastest repeat)."
     med = statistics.median(times)

@@ -33,18 +33,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, ROOT, link_pipeline, load_results, machine_info, save_results  # noqa: E402
+from _common import DEFAULT_OUT, ROOT, link_pipeline, load_results, machine_info, run_snapshot, save_results, timed_run  # noqa: E402
 from moons_vae.data import SPLIT_FRACTIONS  # noqa: E402
 from moons_vae.train import RunConfig  # noqa: E402
 
 
-def snapshot(runs: Path) -> dict:
-    "{experiment: content of its cache.json} for every finished run folder."
-    out = {}
-    for f in sorted(runs.glob("*/cache.json")):
-        try: out[f.parent.name] = f.read_text()
-        except OSError: pass
-    return out
 
 
 REF_TRAIN_POINTS = 1200   # training points of the tuned config's epoch, the unit of (a)
@@ -112,18 +105,11 @@ def touch_value(src: Path, dest: Path, key: str, value: str) -> str:
 
 def run_phase(name: str, cmd: list[str], runs: Path, log_dir: Path) -> dict:
     "Run the command once; wall time and which experiments ran (their cache.json changed) or failed."
-    before = snapshot(runs)
-    t = time.perf_counter()
-    with open(log_dir / f"{name}.log", "w") as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t
-    after = snapshot(runs)
-    ran = sorted(k for k, v in after.items() if before.get(k) != v)
-    text = (log_dir / f"{name}.log").read_text()
+    seconds, returncode, ran, n_after, text = timed_run(cmd, ROOT, runs, log_dir / f"{name}.log")
     failed = sorted(set(re.findall(r"^(\S+)\s+failed\b", text, re.M)))
-    return dict(seconds=round(seconds, 2), returncode=proc.returncode, ran=len(ran), ran_names=ran,
-                cached=len(after) - len(ran), failed=len(failed) or (None if proc.returncode == 0 else "?"), failed_names=failed,
-                log_tail=text[-3000:] if proc.returncode else "")
+    return dict(seconds=round(seconds, 2), returncode=returncode, ran=len(ran), ran_names=ran,
+                cached=n_after - len(ran), failed=len(failed) or (None if returncode == 0 else "?"), failed_names=failed,
+                log_tail=text[-3000:] if returncode else "")
 
 
 def main(argv=None) -> int:
@@ -175,9 +161,9 @@ def main(argv=None) -> int:
     if a.runs_dir:
         runs, data = Path(a.runs_dir).resolve(), Path(a.data_dir or "data").resolve()
         studies = sorted((data.parent / "search").glob("*.db"))
-        if snapshot(runs) or studies:
+        if run_snapshot(runs) or studies:
             shutil.rmtree(tmp)
-            p.error(f"not a cold start: {runs} holds finished runs {sorted(snapshot(runs))} or {data.parent / 'search'} "
+            p.error(f"not a cold start: {runs} holds finished runs {sorted(run_snapshot(runs))} or {data.parent / 'search'} "
                     f"holds studies {[x.name for x in studies]}; empty them first")
     logs.mkdir(); changed_dir.mkdir()
     base = [str(moons_vae), "run", "--runs-dir", str(runs), "--data-dir", str(data), "--quiet"]

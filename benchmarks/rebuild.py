@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, ROOT, load_results, machine_info, save_results, target, write_text_atomic  # noqa: E402
+from _common import DEFAULT_OUT, ROOT, load_results, machine_info, save_results, target, timed_run, write_text_atomic  # noqa: E402
 
 PLOTS_NOTEBOOK = "nbs/05_plots.ipynb"
 TOUCH = "_REBUILD_BENCHMARK = 1   # a one-line change made by benchmarks/rebuild.py, removed again afterwards"
@@ -45,11 +45,6 @@ def add_line(nb_text: str) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def snapshot(runs: Path) -> dict:
-    "{experiment: content of its cache.json} for every finished run folder."
-    return {f.parent.name: f.read_text() for f in sorted(runs.glob("*/cache.json"))}
-
-
 def memo_entries(repo: Path) -> set:
     "The entries of the memo of trained models (one per trained model or group of models)."
     return {p.name for p in (repo / "data" / "fits").glob("*")}
@@ -57,19 +52,12 @@ def memo_entries(repo: Path) -> set:
 
 def run_phase(name: str, repo: Path, args: list[str], logs: Path) -> dict:
     "`bash tasks.sh report ARGS` in `repo`: wall time, exit code, experiments whose run folder changed."
-    runs = repo / "_book" / "runs"
-    before, memo_before = snapshot(runs), memo_entries(repo)
+    memo_before = memo_entries(repo)
     cmd = ["bash", "tasks.sh", "report", "--quiet", *args]
-    t = time.perf_counter()
-    with open(logs / f"{name}.log", "w") as log:
-        proc = subprocess.run(cmd, cwd=repo, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t
-    after = snapshot(runs)
-    ran = sorted(k for k, v in after.items() if before.get(k) != v)
-    text = (logs / f"{name}.log").read_text()
-    return dict(command=shlex.join(cmd), seconds=round(seconds, 1), returncode=proc.returncode, ran=ran,
+    seconds, returncode, ran, _, text = timed_run(cmd, repo, repo / "_book" / "runs", logs / f"{name}.log")
+    return dict(command=shlex.join(cmd), seconds=round(seconds, 1), returncode=returncode, ran=ran,
                 trainings=len(memo_entries(repo) - memo_before), book_rebuilt="book built" in text,
-                log_tail=text[-3000:] if proc.returncode else "")
+                log_tail=text[-3000:] if returncode else "")
 
 
 def main(argv=None) -> int:
