@@ -146,7 +146,10 @@ def run_groups(groups:list[list[dict]], data_dir:str|Path="data", eval_K:int=64,
     data_dir = str(Path(data_dir).absolute())
     out = [None] * len(groups)
     bar = tqdm(total=len(groups), desc="groups", unit="group", disable=not progress)
-    done = lambda: (bar.update(), report("groups", bar.n, len(groups)))   # the runner's display shows groups done
+    finished = [0]                          # counted here: a disabled bar (progress=False, as in the notebooks) counts nothing
+    def done():
+        finished[0] += 1; bar.update()
+        report("groups", finished[0], len(groups), min_interval=0)   # the runner's display shows groups done
     report("groups", 0, len(groups))
     if workers == 1:
         for i, g in enumerate(groups): out[i] = train_group(g, data_dir, eval_K); done()
