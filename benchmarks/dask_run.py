@@ -4,7 +4,8 @@
 A scheduler and N one-thread workers are started on 127.0.0.1 (as `tests/test_dask.py` does); the chosen params files
 (default: the training runs and the sweeps of the report, with `--profile quick`) run once with
 `--scheduler tcp://127.0.0.1:PORT` and once with `--workers N` locally, each into a fresh temporary runs and data
-folder (so that neither finds the other's memo), interleaved in the order given by --order. Reports both wall times,
+folder (so that neither finds the other's memo), in the order given by --order (the first pays for cold caches:
+UMAP's compilation, the page cache; run both orders to see it). Reports both wall times,
 their ratio, and whether every run's metrics.json is identical; merges the numbers into --out (JSON) and the .md
 beside it.
 
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("params", nargs="*", help=f"params files (default: {', '.join(DEFAULT_PARAMS)} of params/)")
     p.add_argument("--profile", default="quick", help="`moons-vae run --profile` ('full': none); default: %(default)s")
     p.add_argument("--workers", type=int, default=2, help="Dask workers, and local worker processes (default: %(default)s)")
+    p.add_argument("--order", choices=("dask-first", "local-first"), default="dask-first", help="which engine runs first (default: %(default)s)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="results JSON to merge into (markdown next to it); default: %(default)s")
     a = p.parse_args(argv)
     if a.workers < 1: p.error(f"--workers={a.workers} must be >= 1")
@@ -68,23 +70,29 @@ def main(argv=None) -> int:
     extra = [] if a.profile == "full" else ["--profile", a.profile]
     tmp = Path(tempfile.mkdtemp(prefix="moons_vae_dask_"))
     try:
-        address, procs = start_cluster(tmp, a.workers)
-        try:
-            print(f"dask: {len(params)} params files, {a.workers} workers at {address}", flush=True)
-            t_dask = run(params, tmp / "runs_dask", tmp / "data_dask", extra + ["--scheduler", address])
-            print(f"  on the cluster: {t_dask} s", flush=True)
-        finally:
-            for q in procs: q.terminate()
-            for q in procs: q.wait(timeout=60)
-        t_local = run(params, tmp / "runs_local", tmp / "data_local", extra + ["--workers", str(a.workers)])
-        print(f"  local processes: {t_local} s", flush=True)
+        def on_dask():
+            address, procs = start_cluster(tmp, a.workers)
+            try:
+                print(f"dask: {len(params)} params files, {a.workers} workers at {address}", flush=True)
+                t = run(params, tmp / "runs_dask", tmp / "data_dask", extra + ["--scheduler", address])
+                print(f"  on the cluster: {t} s", flush=True)
+                return t
+            finally:
+                for q in procs: q.terminate()
+                for q in procs: q.wait(timeout=60)
+        def on_local():
+            t = run(params, tmp / "runs_local", tmp / "data_local", extra + ["--workers", str(a.workers)])
+            print(f"  local processes: {t} s", flush=True)
+            return t
+        if a.order == "dask-first": t_dask, t_local = on_dask(), on_local()
+        else: t_local, t_dask = on_local(), on_dask()
         same = {x.stem: json.loads((tmp / "runs_dask" / x.stem / "metrics.json").read_text())
                 == json.loads((tmp / "runs_local" / x.stem / "metrics.json").read_text()) for x in params}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = load_results(a.out)
     results["dask"] = dict(command=" ".join([".venv/bin/python", "benchmarks/dask_run.py", *(sys.argv[1:] if argv is None else argv)]),
-                           date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_info(), profile=a.profile, workers=a.workers,
+                           date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine_info(), profile=a.profile, workers=a.workers, order=a.order,
                            params_files=[x.name for x in params], dask_seconds=t_dask, local_seconds=t_local,
                            ratio_local_to_dask=t_local / t_dask, identical_metrics=same)
     j, md = save_results(results, a.out)
