@@ -464,15 +464,22 @@ def main(argv=None) -> int:
         f"{machine['logical_cores']}-core machine shared with other jobs during the run: absolute figures are noisy, ratios less so.",
     ]
     results["wall_seconds"] = round(time.time() - t_start, 1)
-    old = load_results(out)
-    if isinstance(old.get("pipeline"), dict) and "phases" not in old["pipeline"]:  # pipeline.py's runs; compared with this (a)
-        results["pipeline"] = old["pipeline"]
-        link_pipeline(results)
+    keep_other_sections(results, load_results(out))
     j, m = save_results(results, out)
     log(f"wrote {j} and {m} in {results['wall_seconds']:.0f} s")
     for t in results["targets"]:
         log(f"  {t['status']:4s} {t['name']}: {t['value'] if t['value'] is None else round(t['value'], 3)} (goal {t['goal']})")
     return 0
+
+
+def keep_other_sections(results: dict, old: dict) -> dict:
+    "Put the other scripts' measurements of the old results file into `results` (pipeline.py's, rebuild.py's, dask_run.py's)."
+    if isinstance(old.get("pipeline"), dict) and "phases" not in old["pipeline"]:  # pipeline.py's runs; compared with this (a)
+        results["pipeline"] = old["pipeline"]
+        link_pipeline(results)
+    for section in ("rebuild", "dask"):
+        if section in old: results[section] = old[section]
+    return results
 
 
 def run_sweep(a, base, data, fit_many_parallel, vec_reason, log) -> dict:

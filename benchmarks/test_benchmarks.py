@@ -122,3 +122,11 @@ def test_dask_section_renders():
                  local_seconds=9.0, ratio_local_to_dask=0.9, identical_metrics={"vae": True})
     md = _common.render_markdown({"dask": entry})
     assert "## Experiments on a Dask cluster" in md and "| Dask cluster | 10.0 |" in md and "identical: **True**" in md
+
+
+def test_run_keeps_the_other_scripts_sections():
+    "run.py rewrites results.json with its own sections and keeps those of rebuild.py and dask_run.py."
+    new = {"configs": {}, "targets": []}
+    out = run.keep_other_sections(new, {"configs": {"old": 1}, "rebuild": {"quick": {"x": 1}}, "dask": {"y": 2}})
+    assert out["configs"] == {} and out["rebuild"] == {"quick": {"x": 1}} and out["dask"] == {"y": 2}
+    assert "rebuild" not in run.keep_other_sections({"configs": {}}, {})
