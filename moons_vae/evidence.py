@@ -16,9 +16,9 @@ from .claims import Claim
 from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'replicate_points', 'paired_difference',
-           'run_points', 'spearman_evidence', 'run_cells', 'seed_paired', 'probe_correct', 'moon_probe',
-           'evaluate_claims', 'claim_summary', 'plot_fragility']
+__all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
+           'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'evaluate_claims', 'claim_summary',
+           'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -31,9 +31,9 @@ class Evidence:
     source: str = ""                # the runs it comes from, in words
     p_value: float | None = None    # for a test that gives one (TOST, permutation)
 
-def replicate_points(runs_dir:str|Path, name:str="replicates") -> pd.DataFrame|None:
-    "The replicates' rows (one per model), or None when this build has none."
-    f = Path(runs_dir) / name / "points.json"
+def run_rows(runs_dir:str|Path, name:str, file:str="points.json") -> pd.DataFrame|None:
+    "The rows a study wrote (one per model: a sweep's points.json or cells.json), or None when this build lacks the run."
+    f = Path(runs_dir) / name / file
     return pd.DataFrame(json.loads(f.read_text())) if f.is_file() else None
 
 def paired_difference(points:pd.DataFrame, a:str, b:str, metric:str) -> Evidence|None:
@@ -51,15 +51,10 @@ def paired_difference(points:pd.DataFrame, a:str, b:str, metric:str) -> Evidence
 OBJECTIVES = ("fixed σ_x² (reference)", "learned σ_x² (calibrated)")
 
 def _eps_w_one_collapses(runs_dir):
-    pts = replicate_points(runs_dir)
+    pts = run_rows(runs_dir, "replicates")
     if pts is None: return {}
     return {OBJECTIVES[0]: paired_difference(pts, "vae", "vae_textbook", "latent_share"),
             OBJECTIVES[1]: paired_difference(pts, "vae_learned_eps01", "vae_learned", "latent_share")}
-
-def run_points(runs_dir:str|Path, name:str) -> pd.DataFrame|None:
-    "The rows of a sweep's points.json, or None when this build does not have it."
-    f = Path(runs_dir) / name / "points.json"
-    return pd.DataFrame(json.loads(f.read_text())) if f.is_file() else None
 
 def spearman_evidence(x, y, source:str="", n_boot:int=2000, n_perm:int=2000, seed:int=0) -> Evidence|None:
     "Spearman rho of x and y over independent design points: bootstrap interval and a one-sided permutation p-value (rho > 0)."
@@ -82,18 +77,13 @@ def spearman_evidence(x, y, source:str="", n_boot:int=2000, n_perm:int=2000, see
 def _beta_eps_trade(runs_dir):
     out = {}
     for obj, name in zip(OBJECTIVES, ("sweep_prob", "sweep_prob_learned")):
-        pts = run_points(runs_dir, name)
+        pts = run_rows(runs_dir, name)
         if pts is None: continue
         v = pts[(pts.model == "vae") & (pts.stop != "diverged")]
         for knob in ("beta", "eps_w"):
             out[f"{obj}: ρ({knob}, test MSE)"] = spearman_evidence(v[knob], v.recon_mse_mean, f"{name}: VAE points")
             out[f"{obj}: ρ({knob}, −MMD² of samples)"] = spearman_evidence(v[knob], -v.mmd2_samples, f"{name}: VAE points")
     return out
-
-def run_cells(runs_dir:str|Path, name:str="sweep_arch") -> pd.DataFrame|None:
-    "The rows of a sweep's cells.json, or None when this build does not have it."
-    f = Path(runs_dir) / name / "cells.json"
-    return pd.DataFrame(json.loads(f.read_text())) if f.is_file() else None
 
 def seed_paired(a:pd.Series, b:pd.Series, source:str) -> Evidence|None:
     "a - b over the training seeds both have (each indexed by seed), with a bootstrap interval; None with fewer than 2 seeds."
@@ -111,7 +101,7 @@ def _arch_line(cells, dim):
     return ok[np.logical_and.reduce([ok[k] == ARCH_BASE[k] for k in others])]
 
 def _encoder_beyond_8(runs_dir):
-    cells = run_cells(runs_dir)
+    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
     if cells is None: return {}
     line = _arch_line(cells, "encoder_hidden")
     wider = line[line.encoder_hidden > 8].groupby("seed").recon_mse_mean.mean()
@@ -119,7 +109,7 @@ def _encoder_beyond_8(runs_dir):
     return {OBJECTIVES[0]: seed_paired(wider, at8, "sweep_arch: mean test MSE at encoder widths > 8 minus at 8, per seed")}
 
 def _small_collapse(runs_dir):
-    cells = run_cells(runs_dir)
+    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
     if cells is None: return {}
     small = pd.concat([_arch_line(cells, d).loc[lambda t, d=d: t[d] == t[d].min()] for d in ("encoder_hidden", "decoder_hidden")])
     base = _arch_line(cells, "encoder_hidden").loc[lambda t: t.encoder_hidden == 8]
@@ -169,13 +159,13 @@ def _cvae_overlaps(runs_dir):
     return out
 
 def _cvae_boundary(runs_dir):
-    pts = replicate_points(runs_dir)
+    pts = run_rows(runs_dir, "replicates")
     if pts is None: return {}
     return {OBJECTIVES[0]: paired_difference(pts, "cvae", "vae", "samples_on_support"),
             OBJECTIVES[1]: paired_difference(pts, "cvae_learned", "vae_learned", "samples_on_support")}
 
 def _cvae_control(runs_dir):
-    pts = replicate_points(runs_dir)
+    pts = run_rows(runs_dir, "replicates")
     if pts is None: return {}
     out = {}
     for obj, name in zip(OBJECTIVES, ("cvae", "cvae_learned")):
