@@ -37,6 +37,8 @@ class Claim:
     margin: float = option_field(REQUIRED, float, "a number >= 0 (> 0 for an equivalence)", lambda v: v >= 0, "in the statistic's units")
     test: str = option_field(REQUIRED, str, f"one of {', '.join(TESTS)}", lambda v: v in TESTS)
     section: str = option_field("results", str, f"one of {', '.join(SECTIONS)}", lambda v: v in SECTIONS)
+    threshold: float = option_field(None, (float, type(None)), "a number > 0, or omitted", lambda v: v is None or v > 0,
+                                    "a cut-off the statistic needs (a distance, a factor); omitted: none")
 
     def __post_init__(self):
         check_fields(self, "field")

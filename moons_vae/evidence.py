@@ -17,8 +17,8 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
-           'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'evaluate_claims', 'claim_summary',
-           'plot_fragility']
+           'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope', 'traversal_coverage',
+           'decoded_traversals', 'evaluate_claims', 'claim_summary', 'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -175,18 +175,131 @@ def _cvae_control(runs_dir):
             out[obj] = Evidence(est, lo, hi, len(ok), f"replicates: {name}'s conditional samples classified as the moon asked for, minus chance (0.5)")
     return out
 
+# %% ../nbs/27_evidence.ipynb #c021
+def log2_slope(widths, values) -> float:
+    "Least-squares slope of log(values) over log2(widths)."
+    return float(np.polyfit(np.log2(np.asarray(widths, float)), np.log(np.asarray(values, float)), 1)[0])
+
+def _decoder_latent_matter(runs_dir):
+    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
+    if cells is None: return {}
+    slopes = {d: _arch_line(cells, d).groupby("seed").apply(lambda g, d=d: log2_slope(g[d], g.recon_mse_mean)
+                                                                     if g[d].nunique() >= 2 else np.nan).dropna()
+              for d in ARCH_BASE}
+    return {f"{OBJECTIVES[0]}: {d} slope minus encoder slope":
+            seed_paired(slopes[d], slopes["encoder_hidden"], f"sweep_arch: slope of log test MSE over log2 {d} minus over log2 encoder width, per seed")
+            for d in ("decoder_hidden", "latent_dim")}
+
+def _sweep_pairs(cells, model, key, a, b, by, metric="recon_mse_mean"):
+    "metric at key=a and at key=b for `model`, paired on the columns `by` (two aligned Series)."
+    ok = cells[(cells.model == model) & (cells.stop != "diverged")]
+    A = ok[ok[key] == a].set_index(by)[metric]
+    B = ok[ok[key] == b].set_index(by)[metric]
+    both = A.index.intersection(B.index)
+    return A.loc[both].astype(float), B.loc[both].astype(float)
+
+def _noise_free_worse(runs_dir):
+    cells = run_rows(runs_dir, "sweep_data", "cells.json")
+    if cells is None or not (cells.noise == 0).any(): return {}
+    small = min(cells.noise[cells.noise > 0], default=None)
+    if small is None: return {}
+    a, b = _sweep_pairs(cells, "vae", "noise", 0.0, small, ["n_samples", "seed"])
+    return {OBJECTIVES[0]: _ev(a.values - b.values, f"sweep_data: VAE test MSE at noise 0 minus at noise {small}, paired over sizes x seeds")}
+
+def _cvae_size_independent(runs_dir, margin:float=0.2):
+    cells = run_rows(runs_dir, "sweep_data", "cells.json")
+    if cells is None or cells.n_samples.nunique() < 2: return {}
+    lo_n, hi_n = cells.n_samples.min(), cells.n_samples.max()
+    a, b = _sweep_pairs(cells, "cvae", "n_samples", lo_n, hi_n, ["noise", "seed"])
+    return {OBJECTIVES[0]: _ev(a.values / b.values - 1, f"sweep_data: CVAE test MSE at n = {lo_n} over at n = {hi_n}, minus 1, paired over noise levels x seeds",
+                               tost_margin=margin)}
+
+def _ev(diffs, source:str, tost_margin:float|None=None) -> Evidence|None:
+    "Mean of paired differences with its bootstrap interval (and a TOST p-value for an equivalence margin); None under 2."
+    from moons_vae.stats import bootstrap_ci, tost
+    d = np.asarray(diffs, float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2: return None
+    est, lo, hi = bootstrap_ci(d)
+    return Evidence(est, lo, hi, len(d), source, None if tost_margin is None else tost(d, tost_margin))
+
+def _cvae_collapses_sooner(runs_dir):
+    from moons_vae.stats import mcnemar
+    out = {}
+    for obj, name in zip(OBJECTIVES, ("sweep_prob", "sweep_prob_learned")):
+        pts = run_rows(runs_dir, name)
+        if pts is None: continue
+        ok = pts[pts.stop != "diverged"]
+        v, c = (ok[ok.model == m].set_index(["beta", "eps_w"]).collapsed for m in ("vae", "cvae"))
+        both = v.index.intersection(c.index)
+        if len(both) < 2: continue
+        cv, vv = c.loc[both].astype(float).values, v.loc[both].astype(float).values
+        e = _ev(cv - vv, f"{name}: share of the same (beta, eps_w) points the collapse rule flags, CVAE minus VAE")
+        e.p_value = mcnemar(cv, vv)
+        out[obj] = e
+    return out
+
+# %% ../nbs/27_evidence.ipynb #c024
+def traversal_coverage(paths, # decoded traversals, (T, steps, 2)
+                       X, # the points whose coverage is measured, (n, 2)
+                       radius:float) -> np.ndarray:
+    "Per point of X, the share of the T traversals that pass within `radius` of it."
+    from scipy.spatial.distance import cdist
+    P = np.asarray(paths, float)
+    return np.stack([(cdist(np.asarray(X, float), p).min(1) <= radius) for p in P]).mean(0)
+
+def decoded_traversals(model, Z, conds=(None,), steps:int=50) -> np.ndarray:
+    "Every latent dimension's traversal (as in the figures) decoded under each condition: (dims x conditions, steps, 2)."
+    import torch
+    from moons_vae.plots import latent_traversals
+    T = latent_traversals(Z, steps)
+    codes = torch.as_tensor(T.reshape(-1, T.shape[-1]), dtype=torch.float32)
+    out = []
+    with torch.no_grad():
+        for c in conds:
+            cond = None if c is None or not model.cond_dim else torch.full((len(codes), 1), float(c))
+            out.append(model.decode(codes, cond).numpy().reshape(T.shape[0], steps, -1))
+    return np.concatenate(out)
+
+def _run_traversals(runs_dir, name):
+    import torch
+    from moons_vae.report import read_run, load_model
+    if not (Path(runs_dir) / name / "model.pt").is_file(): return None
+    model, data = load_model(read_run(name, runs_dir))
+    tr = data.tensors("train")
+    with torch.no_grad(): Z = model(tr["x"], model.condition(tr), deterministic=True).mu.numpy()
+    return decoded_traversals(model, Z, (0.0, 1.0) if model.cond_dim else (None,)), data.part("test")[0]
+
+def _traversals_span(runs_dir, threshold:float=0.2):
+    v, c = _run_traversals(runs_dir, "vae_latent8"), _run_traversals(runs_dir, "cvae_latent8")
+    if v is None or c is None or v[1].shape != c[1].shape or not np.allclose(v[1], c[1]): return {}
+    X = v[1]
+    return {OBJECTIVES[0]: _point_paired(traversal_coverage(v[0], X, threshold), traversal_coverage(c[0], X, threshold),
+                                         f"vae_latent8 minus cvae_latent8: share of traversals passing within {threshold} of each test point")}
+
+# %% ../nbs/27_evidence.ipynb #c026
 STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade,
               "encoder_beyond_8_degrades": _encoder_beyond_8, "small_networks_collapse": _small_collapse,
               "vae_latent_separates_moons": _vae_separates, "cvae_latent_overlaps": _cvae_overlaps,
-              "cvae_clearer_boundary": _cvae_boundary, "conclusion_cvae_control_less_separation": _cvae_control}
+              "cvae_clearer_boundary": _cvae_boundary, "conclusion_cvae_control_less_separation": _cvae_control,
+              "decoder_latent_matter_most": _decoder_latent_matter, "noise_free_worse_small_noise_best": _noise_free_worse,
+              "cvae_size_independent": _cvae_size_independent, "cvae_collapses_sooner": _cvae_collapses_sooner,
+              "traversals_span_vs_one_moon": _traversals_span}
 
 # %% ../nbs/27_evidence.ipynb #c010
+def _call(statistic, runs_dir, claim:Claim) -> dict:
+    "statistic(runs_dir), given the claim's margin and threshold where it takes them (an equivalence's TOST needs the margin)."
+    import inspect
+    takes = inspect.signature(statistic).parameters
+    kw = {k: v for k, v in (("margin", claim.margin), ("threshold", claim.threshold)) if k in takes and v is not None}
+    return statistic(runs_dir, **kw)
+
 def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=None) -> pd.DataFrame:
     "One row per claim and objective: estimate, interval, n, source, registered direction and margin, verdict."
     statistics = STATISTICS if statistics is None else statistics
     rows = []
     for c in claims:
-        found = {k: v for k, v in (statistics[c.id](runs_dir) if c.id in statistics else {}).items() if v is not None}
+        found = {k: v for k, v in (_call(statistics[c.id], runs_dir, c) if c.id in statistics else {}).items() if v is not None}
         base = {"claim": c.id, "quote": c.quote, "direction": c.direction, "margin": c.margin, "test": c.test}
         if not found: rows.append({**base, "objective": "", "verdict": "not tested", "n": 0}); continue
         for obj, e in found.items():

@@ -11,7 +11,8 @@ import numpy as np
 from scipy import stats as sps
 
 # %% auto #0
-__all__ = ['DIRECTIONS', 'bootstrap_ci', 'paired_bootstrap_ci', 'cluster_bootstrap_ci', 'tost', 'holm', 'claim_verdict']
+__all__ = ['DIRECTIONS', 'bootstrap_ci', 'paired_bootstrap_ci', 'cluster_bootstrap_ci', 'tost', 'mcnemar', 'holm',
+           'claim_verdict']
 
 # %% ../nbs/22_stats.ipynb #c005
 def _values(x, name="values") -> np.ndarray:
@@ -69,6 +70,16 @@ def tost(diffs, margin:float) -> float:
     p_low = sps.t.sf((m + margin) / se, n - 1)     # H0: mean <= -margin
     p_high = sps.t.cdf((m - margin) / se, n - 1)   # H0: mean >= +margin
     return float(max(p_low, p_high))
+
+# %% ../nbs/22_stats.ipynb #c022
+def mcnemar(a, b) -> float:
+    "Exact one-sided McNemar p-value that outcome a (0/1 per configuration) is 1 more often than the paired outcome b."
+    a, b = _values(a, "a"), _values(b, "b")
+    if a.shape != b.shape: raise ValueError(f"paired outcomes need the same length, got {len(a)} and {len(b)}")
+    if not np.isin(np.concatenate([a, b]), (0, 1)).all(): raise ValueError("outcomes must be 0 or 1")
+    up, down = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    if up + down == 0: return 1.0
+    return float(sps.binom.sf(up - 1, up + down, 0.5))
 
 # %% ../nbs/22_stats.ipynb #c013
 def holm(pvalues:list) -> list:
