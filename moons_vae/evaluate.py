@@ -20,7 +20,7 @@ from .loss import gaussian_kl, model_loss
 # %% auto #0
 __all__ = ['MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'SUPPORT_COVERAGE', 'PRIOR_CODES_PER_K',
            'log_normal', 'mmd2', 'iwae_bound', 'importance_log_marginal', 'log_marginal', 'prior_log_marginal',
-           'condition_only_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share',
+           'condition_only_mse', 'recon_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share',
            'generation_noise_judges', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #c005
@@ -150,6 +150,15 @@ def condition_only_mse(data:MoonsData, by_label:bool, split:str="test") -> float
     if not by_label: return float(((X - Xtr.mean(0)) ** 2).mean())
     means = np.stack([Xtr[ytr == c].mean(0) for c in (0, 1)])
     return float(((means[y] - X) ** 2).mean())
+
+# %% ../nbs/04_evaluate.ipynb #c039
+@torch.no_grad()
+def recon_mse(model:VAE, data:MoonsData, split:str="train") -> float:
+    "MSE (mean over coordinates) of the reconstructions from the posterior means on `split`: beside the test MSE, the train-test gap."
+    model.eval()
+    batch = data.tensors(split, next(model.parameters()).device)
+    out = model(batch["x"], model.condition(batch), deterministic=True)
+    return float((out.recon - batch["x"]).pow(2).mean())
 
 # %% ../nbs/04_evaluate.ipynb #c013
 @torch.no_grad()

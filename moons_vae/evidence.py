@@ -18,7 +18,8 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
            'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope', 'traversal_coverage',
-           'decoded_traversals', 'evaluate_claims', 'claim_summary', 'plot_fragility']
+           'decoded_traversals', 'log_linear_effects', 'interaction_coefficient', 'evaluate_claims', 'claim_summary',
+           'plot_fragility']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -277,6 +278,104 @@ def _traversals_span(runs_dir, threshold:float=0.2):
     return {OBJECTIVES[0]: _point_paired(traversal_coverage(v[0], X, threshold), traversal_coverage(c[0], X, threshold),
                                          f"vae_latent8 minus cvae_latent8: share of traversals passing within {threshold} of each test point")}
 
+# %% ../nbs/27_evidence.ipynb #c028
+def _run_config(runs_dir, name) -> dict:
+    f = Path(runs_dir) / name / "config.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+def _design_means(pts, model, metric="recon_mse_mean") -> pd.DataFrame:
+    "Per design point of `model`: its lr, batch size and the mean of `metric` over the seeds that did not diverge (NaN if none)."
+    mine = pts[pts.model == model]
+    ok = mine[mine.stop != "diverged"]
+    means = ok.groupby(["arch", "setting"])[metric].mean()
+    keys = mine.groupby(["arch", "setting"])[["lr", "batch_size"]].first()
+    return keys.assign(value=means.reindex(keys.index))
+
+def log_linear_effects(lr, batch, mse, lr_span:float, batch_span:float) -> dict:
+    "Relative change of mse over log-spans of lr and batch size, from a least-squares fit of log mse on log lr and log batch."
+    X = [np.ones(len(mse)), np.log(lr)]
+    names = ["lr"]
+    if len(set(batch)) > 1: X.append(np.log(batch)); names.append("batch size")
+    X = np.column_stack(X)
+    if len(mse) <= X.shape[1]: return {}
+    coef = np.linalg.lstsq(X, np.log(mse), rcond=None)[0]
+    spans = {"lr": lr_span, "batch size": batch_span}
+    return {n: float(np.expm1(coef[i + 1] * spans[n])) for i, n in enumerate(names)}
+
+def _lr_batch(runs_dir, margin:float=0.2):
+    pts = run_rows(runs_dir, "sweep_hparams")
+    if pts is None: return {}
+    cfg = _run_config(runs_dir, "sweep_hparams")
+    lr_span = float(np.log(np.divide(*cfg.get("lr_range", [pts.lr.max(), pts.lr.min()])[::-1])))
+    bs = cfg.get("batch_sizes", sorted(pts.batch_size.unique()))
+    batch_span = float(np.log(max(bs) / min(bs)))
+    out = {}
+    for model in dict.fromkeys(pts.model):
+        effects = {"lr": [], "batch size": []}
+        for _, g in _design_means(pts, model).dropna().groupby(level="arch"):
+            for k, v in log_linear_effects(g.lr.values, g.batch_size.values, g.value.values, lr_span, batch_span).items(): effects[k].append(v)
+        for k, vs in effects.items():
+            out[f"{OBJECTIVES[0]}: {model}, {k}"] = _ev(vs, f"sweep_hparams: relative change of {model}'s test MSE over the design's range of {k}, "
+                                                            f"per architecture ({len(vs)})", tost_margin=margin)
+    return out
+
+def _cvae_wide(runs_dir, threshold:float=2.0):
+    from moons_vae.stats import mcnemar
+    pts = run_rows(runs_dir, "sweep_hparams")
+    if pts is None or not {"vae", "cvae"} <= set(pts.model): return {}
+    ok = {m: _design_means(pts, m).value for m in ("vae", "cvae")}
+    good = {m: (v <= threshold * v.min()).astype(float) for m, v in ok.items()}     # NaN (all diverged) compares False
+    both = good["vae"].index.intersection(good["cvae"].index)
+    c, v = good["cvae"].loc[both].values, good["vae"].loc[both].values
+    e = _ev(c - v, f"sweep_hparams: share of the same design points within {threshold} x the model's best mean test MSE, CVAE minus VAE")
+    if e is not None: e.p_value = mcnemar(c, v)
+    return {OBJECTIVES[0]: e}
+
+def interaction_coefficient(latent, decoder, mse) -> float:
+    "Coefficient of log2(latent) x log2(decoder) in a least-squares fit of log(mse) on both and their product."
+    L, D = np.log2(np.asarray(latent, float)), np.log2(np.asarray(decoder, float))
+    X = np.column_stack([np.ones(len(L)), L, D, L * D])
+    return float(np.linalg.lstsq(X, np.log(np.asarray(mse, float)), rcond=None)[0][3])
+
+def _grow_together(runs_dir):
+    cells = run_rows(runs_dir, "sweep_arch_grid", "cells.json")
+    if cells is None: return {}
+    ok = cells[(cells.model == "vae") & (cells.stop != "diverged")]
+    coefs = [interaction_coefficient(g.latent_dim, g.decoder_hidden, g.recon_mse_mean) for _, g in ok.groupby("seed")
+             if g.latent_dim.nunique() >= 2 and g.decoder_hidden.nunique() >= 2 and len(g) >= 5]
+    return {OBJECTIVES[0]: _ev(coefs, f"sweep_arch_grid: log2 latent x log2 decoder coefficient of log test MSE, per seed ({len(coefs)})")}
+
+def _cluster_ev(a:pd.Series, b:pd.Series, source:str, tost_margin:float|None=None) -> Evidence|None:
+    "a - b paired on an index (data_seed, seed): two-stage bootstrap interval; a TOST on the data draws' means for a margin."
+    from moons_vae.stats import tost
+    both = a.index.intersection(b.index)
+    d = (a.loc[both] - b.loc[both]).astype(float)
+    d = d[np.isfinite(d)]
+    draws = d.index.get_level_values(0)
+    if len(set(draws)) < 2: return None
+    est, lo, hi = cluster_bootstrap_ci(d.values, draws)
+    p = None if tost_margin is None else tost(d.groupby(level=0).mean().values, tost_margin)
+    return Evidence(est, lo, hi, len(d), source, p)
+
+def _curve_pair(runs_dir, metric, n_a=None, n_b=None, tost_margin=None, what=""):
+    rows = run_rows(runs_dir, "curves", "cells.json")
+    if rows is None: return {}
+    if "train_test_gap" not in rows: rows = rows.assign(train_test_gap=rows.recon_mse_mean - rows.train_recon_mse_mean)
+    sizes = sorted(rows.n_samples.unique())
+    n_a, n_b = n_a or sizes[0], n_b or sizes[-1]
+    if n_a not in sizes or n_b == n_a: return {}
+    out = {}
+    for model in dict.fromkeys(rows.model):
+        a, b = _sweep_pairs(rows, model, "n_samples", n_a, n_b, ["data_seed", "seed"], metric)
+        out[f"{OBJECTIVES[0]}: {model}"] = _cluster_ev(a, b, f"curves: {what} of {model} at n = {n_a} minus at n = {n_b}, paired over data draws x seeds", tost_margin)
+    return out
+
+def _more_samples(runs_dir):
+    return _curve_pair(runs_dir, "train_test_gap", what="test minus train MSE")
+
+def _thousand_points(runs_dir, margin:float=0.05):
+    return _curve_pair(runs_dir, "test_nll_gap", n_a=2000, tost_margin=margin, what="test NLL gap to the true density")
+
 # %% ../nbs/27_evidence.ipynb #c026
 STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _beta_eps_trade,
               "encoder_beyond_8_degrades": _encoder_beyond_8, "small_networks_collapse": _small_collapse,
@@ -284,7 +383,9 @@ STATISTICS = {"eps_w_one_collapses": _eps_w_one_collapses, "beta_eps_trade": _be
               "cvae_clearer_boundary": _cvae_boundary, "conclusion_cvae_control_less_separation": _cvae_control,
               "decoder_latent_matter_most": _decoder_latent_matter, "noise_free_worse_small_noise_best": _noise_free_worse,
               "cvae_size_independent": _cvae_size_independent, "cvae_collapses_sooner": _cvae_collapses_sooner,
-              "traversals_span_vs_one_moon": _traversals_span}
+              "traversals_span_vs_one_moon": _traversals_span, "lr_batch_barely_matter": _lr_batch,
+              "cvae_wide_range": _cvae_wide, "grow_together": _grow_together,
+              "more_samples_less_overfitting": _more_samples, "thousand_points_suffice": _thousand_points}
 
 # %% ../nbs/27_evidence.ipynb #c010
 def _call(statistic, runs_dir, claim:Claim) -> dict:

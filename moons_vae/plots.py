@@ -18,7 +18,8 @@ from .data import make_moons_with_position
 # %% auto #0
 __all__ = ['MOON_COLORS', 'plot_data', 'plot_dataset_gallery', 'plot_reconstructions', 'plot_samples', 'plot_history', 'embed_2d',
            'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim', 'plot_likelihood',
-           'plot_grid_heatmaps', 'plot_beta_eps_plane', 'plot_width_curves']
+           'plot_grid_heatmaps', 'plot_beta_eps_plane', 'plot_width_curves', 'plot_summary_curves',
+           'plot_design_points']
 
 # %% ../nbs/05_plots.ipynb #c005
 MOON_COLORS = ("#1f77b4", "#ff7f0e")
@@ -167,21 +168,23 @@ def plot_likelihood(metrics:dict, title:str="Test log-likelihood against the tru
     return fig
 
 # %% ../nbs/05_plots.ipynb #c019
-def plot_grid_heatmaps(agg, # one row per (model, n_samples, noise): the metric's mean and spread over seeds
-                       metric:str, sd:str, title:str, log:bool=True) -> go.Figure:
-    "One heatmap per model of `metric` over n_samples × noise, each cell annotated with mean ± spread."
+def plot_grid_heatmaps(agg, # one row per (model, rows, cols): the metric's mean and spread over seeds
+                       metric:str, sd:str, title:str, log:bool=True,
+                       rows:str="n_samples", cols:str="noise", # the columns of `agg` on the two axes
+                      ) -> go.Figure:
+    "One heatmap per model of `metric` over rows × cols (n_samples × noise by default), each cell annotated with mean ± spread."
     models = list(dict.fromkeys(agg["model"]))
     fig = make_subplots(1, len(models), subplot_titles=models, horizontal_spacing=0.12)
     for j, m in enumerate(models, 1):
         a = agg[agg["model"] == m]
-        z = a.pivot(index="n_samples", columns="noise", values=metric)
-        s = a.pivot(index="n_samples", columns="noise", values=sd).fillna(0)
+        z = a.pivot(index=rows, columns=cols, values=metric)
+        s = a.pivot(index=rows, columns=cols, values=sd).fillna(0)
         text = [[f"{v:.3g}±{e:.1g}" for v, e in zip(zr, sr)] for zr, sr in zip(z.values, s.values)]
         fig.add_trace(go.Heatmap(z=np.log10(z.values) if log else z.values, x=[str(c) for c in z.columns], y=[str(i) for i in z.index],
-                                 text=text, texttemplate="%{text}", hovertemplate="n=%{y}, noise=%{x}: %{text}<extra></extra>",
+                                 text=text, texttemplate="%{text}", hovertemplate=f"{rows}=%{{y}}, {cols}=%{{x}}: %{{text}}<extra></extra>",
                                  coloraxis="coloraxis"), 1, j)
     fig.update_layout(title=title, coloraxis=dict(colorscale="Viridis", colorbar=dict(title="log10" if log else "")), height=380)
-    fig.update_xaxes(title_text="noise"); fig.update_yaxes(title_text="n_samples", type="category")
+    fig.update_xaxes(title_text=cols, type="category"); fig.update_yaxes(title_text=rows, type="category")
     return fig
 
 def plot_beta_eps_plane(points, # one row per trained model: model, beta, eps_w, recon_mse_mean, collapsed (kl, latent_share optional)
@@ -215,5 +218,45 @@ def plot_width_curves(curves, # `moons_vae.studies.width_curves` rows: model, di
                                      hovertemplate=f"{d}=%{{x}}: mean %{{y:.4g}} (seeds: %{{text}})<extra>{m}</extra>"), 1, j)
     fig.update_xaxes(type="log", tickvals=sorted(set(int(w) for w in curves["width"])), title_text="width")
     fig.update_yaxes(type="log", title_text="test MSE", col=1)
+    fig.update_layout(height=400, title=title)
+    return fig
+
+# %% ../nbs/05_plots.ipynb #c022
+def plot_summary_curves(summary, # studies.replicate_summary(..., by=("model", x)).reset_index(): "<metric> mean/low/high" columns
+                        x:str, # the column on the horizontal (log) axis
+                        panels:dict, # panel title -> [(metric, label), ...]: the lines of that panel
+                        title:str="", log_y:bool=True) -> go.Figure:
+    "Mean and 95% interval of each metric against `x`, one line per (model, metric), one panel per entry of `panels`."
+    models = list(dict.fromkeys(summary["model"]))
+    fig = make_subplots(1, len(panels), subplot_titles=list(panels))
+    for j, (panel, lines) in enumerate(panels.items(), 1):
+        for m in models:
+            s = summary[summary["model"] == m].sort_values(x)
+            for metric, label in lines:
+                mean = s[f"{metric} mean"]
+                err = dict(type="data", symmetric=False, array=(s.get(f"{metric} high", mean) - mean).fillna(0),
+                           arrayminus=(mean - s.get(f"{metric} low", mean)).fillna(0))
+                fig.add_trace(go.Scatter(x=s[x], y=mean, error_y=err, mode="lines+markers", name=f"{m}: {label}",
+                                         hovertemplate=f"{x}=%{{x}}: %{{y:.4g}}<extra>{m}: {label}</extra>"), 1, j)
+    fig.update_xaxes(type="log", title_text=x)
+    if log_y: fig.update_yaxes(type="log")
+    fig.update_layout(height=400, title=title)
+    return fig
+
+# %% ../nbs/05_plots.ipynb #c025
+def plot_design_points(points, # one row per (model, design point): the columns x, y, colour, and the widths for the hover
+                       x:str, y:str, colour:str, title:str="") -> go.Figure:
+    "One panel per model: y against x (log axes), coloured by the categorical column `colour`; the hover names the architecture."
+    models = list(dict.fromkeys(points["model"]))
+    fig = make_subplots(1, len(models), subplot_titles=models, shared_yaxes=True)
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    for j, m in enumerate(models, 1):
+        for k, c in enumerate(sorted(points[colour].unique())):
+            p = points[(points["model"] == m) & (points[colour] == c)]
+            arch = [f"{e}/{l}/{d}" for e, l, d in zip(p.get("encoder_hidden", []), p.get("latent_dim", []), p.get("decoder_hidden", []))]
+            fig.add_trace(go.Scatter(x=p[x], y=p[y], mode="markers", name=f"{colour} {c}", showlegend=j == 1, text=arch,
+                                     marker=dict(color=palette[k % len(palette)], size=8), legendgroup=str(c),
+                                     hovertemplate=f"{x}=%{{x:.3g}}, {y}=%{{y:.4g}}, encoder/latent/decoder %{{text}}<extra>{m}</extra>"), 1, j)
+    fig.update_xaxes(type="log", title_text=x); fig.update_yaxes(type="log", title_text=y, col=1)
     fig.update_layout(height=400, title=title)
     return fig

@@ -17,7 +17,8 @@ from .search.space import REFERENCE_SPACE, check_space
 # %% auto #0
 __all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name',
            'default_storage', 'validate_sweep_params', 'train_group', 'run_groups', 'chunks', 'width_groups',
-           'width_curves', 'log_uniform_points', 'replicate_groups', 'replicate_summary']
+           'width_curves', 'log_uniform_points', 'budget_epochs', 'curve_groups', 'hparam_design', 'hparam_groups',
+           'replicate_groups', 'replicate_summary']
 
 # %% ../nbs/13_studies.ipynb #c005
 SEARCH_OPTIONS = {
@@ -71,6 +72,13 @@ SWEEP_OPTIONS = {
     "variants": Option({}, dict, "a mapping of variant names to RunConfig settings",
                        lambda v: all(isinstance(k, str) and k and isinstance(x, dict) for k, x in v.items())),
     "data_seeds": Option([42], list, "a non-empty list of distinct ints >= 0", list_of("int", low=0, distinct=True), "data sets"),
+    "arch_grid": Option(False, bool, "true or false", None, "every combination of the arch_dims' widths, not one width at a time"),
+    "step_budget": Option(5000, int, ">= 1", lambda v: v >= 1, "learning curves: gradient steps per model at every data set size"),
+    "n_archs": Option(8, int, ">= 1", lambda v: v >= 1, "random design: architectures drawn"),
+    "n_settings": Option(6, int, ">= 2", lambda v: v >= 2, "random design: (lr, batch size) settings drawn per architecture"),
+    "lr_range": Option([1e-4, 1e-1], list, "[low, high] with 0 < low < high <= 1",
+                       lambda v: list_of("number", length=2, increasing=True, positive=True)(v) and v[1] <= 1, "learning rate, log-uniform"),
+    "batch_sizes": Option([32, 64, 128, 256], list, "a non-empty list of distinct ints >= 1", list_of("int", low=1, distinct=True)),
 }
 
 def validate_sweep_params(params:dict) -> tuple[dict, dict, dict]:
@@ -118,7 +126,7 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     from moons_vae.data import load_moons
     from moons_vae.vectorized import fit_many, StackedModel
     from moons_vae.train import make_model
-    from moons_vae.evaluate import evaluate
+    from moons_vae.evaluate import evaluate, recon_mse
     from moons_vae.memo import memo_members, memo_rows
     torch.set_num_threads(1)
     cfgs = [RunConfig.from_dict(c) for c in configs]
@@ -133,8 +141,9 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
             row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
                    "error": None if member.error is None else str(member.error)}
             if member.state is not None and member.stop != "diverged":
-                m = evaluate(member.model(), data, c.beta, K=eval_K, seed=c.seed)
-                row.update({k: m[k] for k in SCALAR_METRICS if k in m})
+                model = member.model()
+                m = evaluate(model, data, c.beta, K=eval_K, seed=c.seed)
+                row.update({k: m[k] for k in SCALAR_METRICS if k in m}, train_recon_mse_mean=recon_mse(model, data, "train"))
             rows.append(row)
         return rows
     return memo_rows(cfgs, data, evaluated, Path(data_dir) / "fits", {"eval_K": eval_K})   # and so is its evaluation
@@ -170,14 +179,17 @@ def width_groups(fixed:dict, # RunConfig values shared by every configuration (t
                  widths, # the values each of them takes
                  seeds, # one member per seed in every group
                  models=("vae",), # model kinds
+                 grid:bool=False, # every combination of the dims' widths instead of one dim at a time
                 ) -> list[list[dict]]:
-    "Groups (one per distinct architecture and model, its members the seeds) of a one-width-at-a-time sweep."
+    "Groups (one per distinct architecture and model, its members the seeds) of a one-width-at-a-time sweep (or of a grid)."
+    import itertools
     base = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).to_dict()
+    archs = ([dict(zip(dims, ws)) for ws in itertools.product(widths, repeat=len(dims))] if grid else
+             [{d: w} for d in dims for w in widths])
     seen, groups = set(), []
     for m in models:
-        for d in dims:
-            for w in widths:
-                arch = {**{k: base[k] for k in ARCH_DIMS}, d: w}
+        for change in archs:
+                arch = {**{k: base[k] for k in ARCH_DIMS}, **change}
                 key = (m, *(arch[k] for k in ARCH_DIMS))
                 if key in seen: continue
                 seen.add(key)
@@ -206,23 +218,73 @@ def log_uniform_points(n:int, beta_range, eps_w_range, seed:int=42) -> list[tupl
     e = np.exp(rng.uniform(np.log(eps_w_range[0]), np.log(eps_w_range[1]), n))
     return [(float(x), float(y)) for x, y in zip(b, e)]
 
+# %% ../nbs/13_studies.ipynb #c023
+def budget_epochs(n_train:int, batch_size:int, steps:int) -> int:
+    "Epochs that give at least `steps` gradient steps on `n_train` points in batches of `batch_size`."
+    per_epoch = -(-n_train // batch_size)
+    return max(1, -(-steps // per_epoch))
+
+def curve_groups(fixed:dict, # RunConfig values shared by every model
+                 models, n_samples_grid, data_seeds, seeds, # the design: a group per (model, size, data set) of the seeds
+                 steps:int, # gradient steps per model
+                 data_dir:str|Path="data") -> list[list[dict]]:
+    "Groups of the learning curves: per model, data set size and data draw, its seeds, all trained for `steps` steps."
+    from moons_vae.data import load_moons
+    batch = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).batch_size
+    groups = []
+    for m in models:
+        for n in n_samples_grid:
+            for d in data_seeds:
+                cfg = RunConfig.from_dict({**fixed, "n_samples": n, "data_seed": d})
+                n_train = len(load_moons(n, cfg.noise, d, cache_dir=data_dir).split["train"])
+                e = budget_epochs(n_train, batch, steps)
+                groups.append([{**fixed, "model": m, "n_samples": n, "data_seed": d, "seed": s,
+                                "max_epochs": e, "min_epochs": e, "patience": e} for s in seeds])
+    return groups
+
+# %% ../nbs/13_studies.ipynb #c026
+def hparam_design(n_archs:int, n_settings:int, widths, lr_range, batch_sizes, seed:int=42) -> list[dict]:
+    "Rows (arch, setting, encoder_hidden, latent_dim, decoder_hidden, lr, batch_size) of a seeded random design."
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in range(n_archs):
+        arch = {k: int(rng.choice(widths)) for k in ARCH_DIMS}
+        for s in range(n_settings):
+            lr = float(np.exp(rng.uniform(np.log(lr_range[0]), np.log(lr_range[1]))))
+            rows.append({"arch": a, "setting": s, **arch, "lr": lr, "batch_size": int(rng.choice(batch_sizes))})
+    return rows
+
+def hparam_groups(fixed:dict, design:list[dict], models, seeds) -> list[list[dict]]:
+    "Groups for `fit_many` of every (model, design row, seed): one per model, architecture and batch size."
+    groups = {}
+    for m in models:
+        for r in design:
+            key = (m, r["arch"], r["batch_size"])
+            cfg = {k: v for k, v in r.items() if k not in ("arch", "setting")}
+            groups.setdefault(key, []).extend({**fixed, "model": m, **cfg, "seed": s} for s in seeds)
+    return list(groups.values())
+
 # %% ../nbs/13_studies.ipynb #c020
 def replicate_groups(fixed:dict, variants:dict, seeds, data_seeds) -> tuple[list[list[dict]], list[str]]:
     "One group per (variant, data set) holding its seeds, and the variant name of each group."
     groups = [[{**fixed, **v, "data_seed": d, "seed": s} for s in seeds] for v in variants.values() for d in data_seeds]
     return groups, [n for n in variants for _ in data_seeds]
 
-def replicate_summary(rows:list[dict], # train_group rows, each with a 'variant' key
+def replicate_summary(rows:list[dict], # train_group rows, each with the `by` key(s)
                       metrics, # metric names to summarise
-                      level:float=0.95, seed:int=0):
-    "A DataFrame: per variant, per metric, mean, low, high (two-stage bootstrap over data sets and seeds) and n."
+                      level:float=0.95, seed:int=0,
+                      by:str|tuple="variant", # the column, or columns, that name a group of replicates
+                     ):
+    "A DataFrame: per group (variant), per metric, mean, low, high (two-stage bootstrap over data sets and seeds) and n."
     import pandas as pd
     from moons_vae.stats import cluster_bootstrap_ci
+    keys = (by,) if isinstance(by, str) else tuple(by)
+    group = lambda r: tuple(r[k] for k in keys)
     out = []
-    for name in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == name and r.get("stop") != "diverged"]
-        row = {"variant": name, "replicates": len(mine), "data sets": len({r["data_seed"] for r in mine}),
-               "diverged": sum(r["variant"] == name and r.get("stop") == "diverged" for r in rows)}
+    for name in dict.fromkeys(map(group, rows)):
+        mine = [r for r in rows if group(r) == name and r.get("stop") != "diverged"]
+        row = {**dict(zip(keys, name)), "replicates": len(mine), "data sets": len({r["data_seed"] for r in mine}),
+               "diverged": sum(group(r) == name and r.get("stop") == "diverged" for r in rows)}
         for k in metrics:
             vals = [(float(r[k]), r["data_seed"]) for r in mine if r.get(k) is not None and np.isfinite(float(r[k]))]
             if len({d for _, d in vals}) >= 2:
@@ -230,4 +292,4 @@ def replicate_summary(rows:list[dict], # train_group rows, each with a 'variant'
             elif vals: row[f"{k} mean"] = float(np.mean([v for v, _ in vals]))
             row[f"{k} n"] = len(vals)
         out.append(row)
-    return pd.DataFrame(out).set_index("variant")
+    return pd.DataFrame(out).set_index(list(keys) if len(keys) > 1 else keys[0])

@@ -28,6 +28,8 @@ VALIDATORS = {  # notebook file name -> "module:function" that raises on bad par
     "sweep_arch.ipynb": "moons_vae.studies:validate_sweep_params",
     "sweep_contvae.ipynb": "moons_vae.studies:validate_sweep_params",
     "replicates.ipynb": "moons_vae.studies:validate_sweep_params",
+    "curves.ipynb": "moons_vae.studies:validate_sweep_params",
+    "sweep_hparams.ipynb": "moons_vae.studies:validate_sweep_params",
     "baselines.ipynb": "moons_vae.baselines:validate_baselines_params",
 }
 RUNNER_OWNED = ("out_dir", "data_dir", "content_hash")  # set by the runner, not by params files
