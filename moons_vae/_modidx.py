@@ -148,6 +148,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'moons_vae.evaluate.iwae_bound': ('evaluate.html#iwae_bound', 'moons_vae/evaluate.py'),
                                     'moons_vae.evaluate.log_marginal': ('evaluate.html#log_marginal', 'moons_vae/evaluate.py'),
                                     'moons_vae.evaluate.log_normal': ('evaluate.html#log_normal', 'moons_vae/evaluate.py'),
+                                    'moons_vae.evaluate.misplaced_share': ('evaluate.html#misplaced_share', 'moons_vae/evaluate.py'),
                                     'moons_vae.evaluate.mmd2': ('evaluate.html#mmd2', 'moons_vae/evaluate.py'),
                                     'moons_vae.evaluate.mutual_information': ('evaluate.html#mutual_information', 'moons_vae/evaluate.py'),
                                     'moons_vae.evaluate.position_judges': ('evaluate.html#position_judges', 'moons_vae/evaluate.py'),

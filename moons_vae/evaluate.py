@@ -21,7 +21,7 @@ from .loss import gaussian_kl, model_loss
 __all__ = ['MMD_BANDWIDTHS', 'ACTIVE_UNIT_THRESHOLD', 'COLLAPSE_LATENT_SHARE', 'SUPPORT_COVERAGE', 'PRIOR_CODES_PER_K',
            'log_normal', 'mmd2', 'iwae_bound', 'importance_log_marginal', 'log_marginal', 'prior_log_marginal',
            'condition_only_mse', 'recon_mse', 'sample_like', 'mutual_information', 'position_judges', 'support_share',
-           'generation_noise_judges', 'evaluate']
+           'misplaced_share', 'generation_noise_judges', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #c005
 MMD_BANDWIDTHS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -220,6 +220,23 @@ def support_share(points, # (n, 2) points
     if ok.any(): inside[ok] = distance_to_arcs(pts[ok]) <= support_radius(max(noise, 0.01), SUPPORT_COVERAGE)
     return float(inside.mean())
 
+# %% ../nbs/04_evaluate.ipynb #c042
+def misplaced_share(points, # (n, 2) points: reconstructions, or samples asked for a moon
+                    labels, # (n,) the moon each should be on
+                    data:MoonsData, # its training split votes on the moon of a point
+                   ) -> float:
+    "Share of `points` off the data's support or on the other moon than `labels` (15-NN vote of the training points)."
+    pts = np.asarray(points.detach().cpu() if isinstance(points, Tensor) else points, dtype=np.float64)
+    y = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels).reshape(-1).astype(int)
+    ok = np.isfinite(pts).all(1)
+    placed = np.zeros(len(pts), dtype=bool)
+    if ok.any():
+        Xtr, ytr, _ = data.part("train")
+        moon = KNeighborsClassifier(n_neighbors=15).fit(Xtr, ytr).predict(pts[ok])
+        on = distance_to_arcs(pts[ok]) <= support_radius(max(data.noise, 0.01), SUPPORT_COVERAGE)
+        placed[ok] = on & (moon == y[ok])
+    return float(1 - placed.mean())
+
 # %% ../nbs/04_evaluate.ipynb #c036
 @torch.no_grad()
 def generation_noise_judges(model:VAE, # a model conditioned on the arc position (contvae, cvae_c)
@@ -328,7 +345,7 @@ def evaluate(model:VAE, # a trained model
     m = dict(
         split=split, n_points=len(x), K=K,
         decoder_var=model.x_logvar().exp().tolist() if learned else model.config.decoder_var, decoder_var_learned=learned,
-        recon_mse_mean=mse(det), recon_mse_sample=mse(smp),
+        recon_mse_mean=mse(det), recon_mse_sample=mse(smp), recon_misplaced=misplaced_share(det.recon, batch["y"], data),
         recon_r2=1 - float((det.recon - x).pow(2).sum(-1).mean()) / x_var,
         loss=float(loss.total), loss_recon=float(loss.recon), loss_nll=float(loss.nll), loss_kl=float(loss.kl),
         kl=float(kl_dims.sum()), kl_per_dim=kl_dims.tolist(),

@@ -100,7 +100,7 @@ from tqdm import tqdm
 from .processes import exit_with_parent
 from .progress import report
 
-SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "kl", "kl_sampled", "elbo",
+SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean", "recon_mse_sample", "recon_misplaced", "kl", "kl_sampled", "elbo",
                   "iwae", "mutual_info", "active_units", "informative_units", "latent_share", "collapsed", "mmd2_samples",
                   "mmd2_floor", "samples_on_support", "cond_accuracy", "cond_samples_on_support", "position_r2",
                   "position_gen_mae", "position_gen_mae_chance", "position_spearman", "position_spearman_prior_mean",
