@@ -19,7 +19,7 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
            'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope', 'traversal_coverage',
            'decoded_traversals', 'log_linear_effects', 'interaction_coefficient', 'evaluate_claims', 'claim_summary',
-           'plot_fragility']
+           'plot_fragility', 'objective_verdicts', 'claim_markdown']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -176,7 +176,9 @@ def _cvae_control(runs_dir):
         ok = pts[(pts.variant == name) & (pts.stop != "diverged")].dropna(subset=["cond_accuracy"]) if "cond_accuracy" in pts else pts.iloc[:0]
         if ok.data_seed.nunique() >= 2:
             est, lo, hi = cluster_bootstrap_ci(ok.cond_accuracy.values - 0.5, ok.data_seed.values)
-            out[obj] = Evidence(est, lo, hi, len(ok), f"replicates: {name}'s conditional samples classified as the moon asked for, minus chance (0.5)")
+            out[f"{obj}: conditional samples on the moon asked for, minus chance"] = Evidence(
+                est, lo, hi, len(ok), f"replicates: {name}'s conditional samples classified as the moon asked for, minus chance (0.5)")
+    for obj, e in _cvae_overlaps(runs_dir).items(): out[f"{obj}: latent moon probe, VAE minus CVAE"] = e
     return out
 
 # %% ../nbs/27_evidence.ipynb #c021
@@ -418,14 +420,16 @@ def evaluate_claims(claims:list[Claim], runs_dir:str|Path, statistics:dict|None=
                      for r in df.to_dict(orient="records")]
     return df
 
+def _combine(vs) -> str:
+    "A claim's verdict from those of its rows: all alike -> that one; some reproduced -> partly; else inconclusive."
+    vs = set(vs)
+    if len(vs) == 1: return vs.pop()
+    return "partly" if "reproduced" in vs else "inconclusive"
+
 def claim_summary(table:pd.DataFrame) -> pd.DataFrame:
     "One verdict per claim from its rows: all alike -> that verdict; reproduced beside others -> partly; else inconclusive."
-    def one(vs):
-        vs = set(vs)
-        if len(vs) == 1: return vs.pop()
-        return "partly" if "reproduced" in vs else "inconclusive"
     g = table.groupby("claim", sort=False)
-    return pd.DataFrame({"quote": g.quote.first(), "rows": g.size(), "verdict": g.verdict.agg(one)})
+    return pd.DataFrame({"quote": g.quote.first(), "rows": g.size(), "verdict": g.verdict.agg(_combine)})
 
 # %% ../nbs/27_evidence.ipynb #c013
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "inconclusive": "#ff7f0e", "not reproduced": "#d62728", "partly": "#bcbd22"}
@@ -446,3 +450,28 @@ def plot_fragility(table:pd.DataFrame, title:str="Each claim's interval against 
                              marker=dict(symbol="line-ns-open", size=18, color="black")))
     fig.update_layout(title=title, xaxis_title="statistic (the registry's units)", height=160 + 40 * max(len(t), 1), yaxis=dict(autorange="reversed"))
     return fig
+
+# %% ../nbs/27_evidence.ipynb #c031
+def objective_verdicts(table:pd.DataFrame) -> pd.DataFrame:
+    "claim x objective: the combined verdict of the claim's rows under each objective ('—' where it has none)."
+    obj = table.objective.fillna("").map(lambda o: next((k for k in OBJECTIVES if o.startswith(k)), o or "—"))
+    t = table.assign(objective=obj)
+    rows = {}
+    for claim, g in t.groupby("claim", sort=False):
+        g = g[g.verdict != "not tested"]
+        rows[claim] = {o: (_combine(g.verdict[g.objective == o]) if (g.objective == o).any() else "—") if len(g) else "not tested"
+                       for o in OBJECTIVES}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(OBJECTIVES))
+
+def claim_markdown(claim:Claim, rows:pd.DataFrame) -> str:
+    "One claim as markdown: its quote, its registered statistic, direction, margin, threshold and test, and its rows."
+    judged = {"greater": f"reproduced when the interval lies above {claim.margin:g}",
+              "less": f"reproduced when the interval lies below {claim.margin:g}",
+              "equivalent": f"reproduced when the TOST shows it within ±{claim.margin:g}"}[claim.direction]
+    lines = [f"### {claim.id}", "", f"> {claim.quote}", "",
+             f"*Statistic:* {claim.statistic}" + (f" (threshold {claim.threshold:g})" if claim.threshold is not None else "") + ".  ",
+             f"*Judged:* {judged} (test: {claim.test}); evidence from {', '.join(claim.experiments)}.", ""]
+    tested = rows[rows.verdict != "not tested"]
+    if tested.empty: return "\n".join(lines + ["**Not tested** in this build: its experiments' runs are missing, or too small for the statistic (a quick build)."])
+    t = tested[["objective", "estimate", "low", "high", "n", "p (Holm)", "verdict", "source"]].rename(columns={"objective": "row"})
+    return "\n".join(lines + [f"**Verdict: {claim_summary(rows).verdict.iloc[0]}**", "", t.to_markdown(index=False, floatfmt=".3g")])
