@@ -57,6 +57,7 @@ def _eps_w_one_collapses(runs_dir):
     return {OBJECTIVES[0]: paired_difference(pts, "vae", "vae_textbook", "latent_share"),
             OBJECTIVES[1]: paired_difference(pts, "vae_learned_eps01", "vae_learned", "latent_share")}
 
+# %% ../nbs/27_evidence.ipynb #c033
 def spearman_evidence(x, y, source:str="", n_boot:int=2000, n_perm:int=2000, seed:int=0) -> Evidence|None:
     "Spearman rho of x and y over independent design points: bootstrap interval and a one-sided permutation p-value (rho > 0)."
     from scipy.stats import rankdata
@@ -86,6 +87,7 @@ def _beta_eps_trade(runs_dir):
             out[f"{obj}: ρ({knob}, −MMD² of samples)"] = spearman_evidence(v[knob], -v.mmd2_samples, f"{name}: VAE points")
     return out
 
+# %% ../nbs/27_evidence.ipynb #c034
 def seed_paired(a:pd.Series, b:pd.Series, source:str) -> Evidence|None:
     "a - b over the training seeds both have (each indexed by seed), with a bootstrap interval; None with fewer than 2 seeds."
     from moons_vae.stats import bootstrap_ci
@@ -117,6 +119,7 @@ def _small_collapse(runs_dir):
     return {OBJECTIVES[0]: seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
                                        "sweep_arch: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")}
 
+# %% ../nbs/27_evidence.ipynb #c035
 def probe_correct(features_train, y_train, features_test, y_test) -> np.ndarray:
     "Per test point, whether a logistic-regression probe fitted on the train split predicts its moon (1) or not (0)."
     from sklearn.linear_model import LogisticRegression
@@ -159,6 +162,7 @@ def _cvae_overlaps(runs_dir):
         if pv and pc: out[obj] = _point_paired(pv["codes"], pc["codes"], f"linear-probe moon accuracy of the codes, {v} minus {c} (test points)")
     return out
 
+# %% ../nbs/27_evidence.ipynb #c036
 def _cvae_boundary(runs_dir):
     pts = run_rows(runs_dir, "replicates")
     if pts is None: return {}
