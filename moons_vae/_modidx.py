@@ -245,6 +245,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'moons_vae.memo._memo_path': ('memo.html#_memo_path', 'moons_vae/memo.py'),
                                 'moons_vae.memo.data_fingerprint': ('memo.html#data_fingerprint', 'moons_vae/memo.py'),
                                 'moons_vae.memo.load_memo': ('memo.html#load_memo', 'moons_vae/memo.py'),
+                                'moons_vae.memo.memo_evaluate': ('memo.html#memo_evaluate', 'moons_vae/memo.py'),
                                 'moons_vae.memo.memo_fit': ('memo.html#memo_fit', 'moons_vae/memo.py'),
                                 'moons_vae.memo.memo_members': ('memo.html#memo_members', 'moons_vae/memo.py'),
                                 'moons_vae.memo.memo_rows': ('memo.html#memo_rows', 'moons_vae/memo.py'),

@@ -19,7 +19,7 @@ from .train import RunConfig, fit, resolve_device
 
 # %% auto #0
 __all__ = ['TRAINING_MODULES', 'EVALUATION_MODULES', 'data_fingerprint', 'training_key', 'load_memo', 'save_memo', 'memo_fit',
-           'memo_members', 'memo_rows']
+           'memo_members', 'memo_rows', 'memo_evaluate']
 
 # %% ../nbs/17_memo.ipynb #c005
 TRAINING_MODULES = ("train", "vectorized")   # fit and fit_many, and (transitively) the models, the loss and the data
@@ -117,3 +117,12 @@ def memo_rows(configs:list[RunConfig], data:MoonsData,
     rows = json.loads(json.dumps(compute(), default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     save_memo(memo_dir, key, {"rows": rows})
     return rows
+
+# %% ../nbs/17_memo.ipynb #c020
+def memo_evaluate(model, data:MoonsData, cfg:RunConfig,
+                  K:int, # importance samples of the evaluation
+                  memo_dir:str|Path|None) -> dict:
+    "`evaluate(model, data, cfg.beta, K=K, seed=cfg.seed)`, loaded from `memo_dir` when this model was evaluated before."
+    from moons_vae.evaluate import evaluate
+    return memo_rows([cfg], data, lambda: [evaluate(model, data, cfg.beta, K=K, seed=cfg.seed)], memo_dir,
+                     {"eval_K": K, "metrics": "evaluate"}, modules=("evaluate",))[0]
