@@ -367,16 +367,17 @@ def _cluster_ev(a:pd.Series, b:pd.Series, source:str, tost_margin:float|None=Non
     return Evidence(est, lo, hi, len(d), source, p)
 
 def _curve_pair(runs_dir, metric, n_a=None, n_b=None, tost_margin=None, what=""):
-    rows = run_rows(runs_dir, "curves", "cells.json")
-    if rows is None: return {}
-    if "train_test_gap" not in rows: rows = rows.assign(train_test_gap=rows.recon_mse_mean - rows.train_recon_mse_mean)
-    sizes = sorted(rows.n_samples.unique())
-    n_a, n_b = n_a or sizes[0], n_b or sizes[-1]
-    if n_a not in sizes or n_b == n_a: return {}
     out = {}
-    for model in dict.fromkeys(rows.model):
-        a, b = _sweep_pairs(rows, model, "n_samples", n_a, n_b, ["data_seed", "seed"], metric)
-        out[f"{OBJECTIVES[0]}: {model}"] = _cluster_ev(a, b, f"curves: {what} of {model} at n = {n_a} minus at n = {n_b}, paired over data draws x seeds", tost_margin)
+    for obj, name in zip(OBJECTIVES, ("curves", "curves_learned")):
+        rows = run_rows(runs_dir, name, "cells.json")
+        if rows is None: continue
+        if "train_test_gap" not in rows: rows = rows.assign(train_test_gap=rows.recon_mse_mean - rows.train_recon_mse_mean)
+        sizes = sorted(rows.n_samples.unique())
+        a_n, b_n = n_a or sizes[0], n_b or sizes[-1]
+        if a_n not in sizes or b_n == a_n: continue
+        for model in dict.fromkeys(rows.model):
+            a, b = _sweep_pairs(rows, model, "n_samples", a_n, b_n, ["data_seed", "seed"], metric)
+            out[f"{obj}: {model}"] = _cluster_ev(a, b, f"{name}: {what} of {model} at n = {a_n} minus at n = {b_n}, paired over data draws x seeds", tost_margin)
     return out
 
 def _more_samples(runs_dir):
