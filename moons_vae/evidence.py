@@ -116,8 +116,15 @@ def _small_collapse(runs_dir):
     if cells is None: return {}
     small = pd.concat([_arch_line(cells, d).loc[lambda t, d=d: t[d] == t[d].min()] for d in ("encoder_hidden", "decoder_hidden")])
     base = _arch_line(cells, "encoder_hidden").loc[lambda t: t.encoder_hidden == 8]
-    return {OBJECTIVES[0]: seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
+    out = {f"{OBJECTIVES[0]}: one width small": seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
                                        "sweep_arch: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")}
+    grid = run_rows(runs_dir, "sweep_arch_grid", "cells.json")
+    if grid is not None:                  # both small at once: the grid's smallest corner against its largest
+        ok = grid[(grid.model == "vae") & (grid.stop != "diverged")]
+        corner = lambda f: ok[(ok.latent_dim == f(ok.latent_dim)) & (ok.decoder_hidden == f(ok.decoder_hidden))].set_index("seed").collapsed.astype(float)
+        out[f"{OBJECTIVES[0]}: latent and decoder small"] = seed_paired(corner(min), corner(max),
+                                       "sweep_arch_grid: collapsed at the smallest latent and decoder minus at the largest, per seed")
+    return out
 
 # %% ../nbs/27_evidence.ipynb #c035
 def probe_correct(features_train, y_train, features_test, y_test) -> np.ndarray:

@@ -105,7 +105,7 @@ def claim_verdict(ci:tuple|None, # (estimate, low, high) of the statistic, or No
     if direction not in DIRECTIONS: raise ValueError(f"direction={direction!r} is not one of {DIRECTIONS}")
     if ci is None: return "not tested"
     _, lo, hi = ci
-    if direction == "greater": return "reproduced" if lo > margin else "not reproduced" if hi < margin else "inconclusive"
-    if direction == "less": return "reproduced" if hi < margin else "not reproduced" if lo > margin else "inconclusive"
+    if direction == "greater": return "reproduced" if lo > margin else "not reproduced" if hi <= margin else "inconclusive"
+    if direction == "less": return "reproduced" if hi < margin else "not reproduced" if lo >= margin else "inconclusive"
     if p_equivalence is not None and p_equivalence < alpha: return "reproduced"
     return "not reproduced" if lo > margin or hi < -margin else "inconclusive"
