@@ -17,9 +17,9 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
-           'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope', 'traversal_coverage',
-           'decoded_traversals', 'log_linear_effects', 'interaction_coefficient', 'evaluate_claims', 'claim_summary',
-           'plot_fragility', 'objective_verdicts', 'claim_markdown']
+           'objective_rows', 'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope',
+           'traversal_coverage', 'decoded_traversals', 'log_linear_effects', 'interaction_coefficient',
+           'evaluate_claims', 'claim_summary', 'plot_fragility', 'objective_verdicts', 'claim_markdown']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -51,6 +51,12 @@ def paired_difference(points:pd.DataFrame, a:str, b:str, metric:str) -> Evidence
 # %% ../nbs/27_evidence.ipynb #c008
 OBJECTIVES = ("fixed σ_x² (reference)", "learned σ_x² (calibrated)")
 
+def objective_rows(runs_dir, name:str, file:str="cells.json"):
+    "(objective, run name, rows) of a study under the reference's objective (`name`) and the calibrated one (`name`_learned), where the build has them."
+    for obj, run in zip(OBJECTIVES, (name, f"{name}_learned")):
+        rows = run_rows(runs_dir, run, file)
+        if rows is not None: yield obj, run, rows
+
 def _eps_w_one_collapses(runs_dir):
     pts = run_rows(runs_dir, "replicates")
     if pts is None: return {}
@@ -78,9 +84,7 @@ def spearman_evidence(x, y, source:str="", n_boot:int=2000, n_perm:int=2000, see
 
 def _beta_eps_trade(runs_dir):
     out = {}
-    for obj, name in zip(OBJECTIVES, ("sweep_prob", "sweep_prob_learned")):
-        pts = run_rows(runs_dir, name)
-        if pts is None: continue
+    for obj, name, pts in objective_rows(runs_dir, "sweep_prob", "points.json"):
         v = pts[(pts.model == "vae") & (pts.stop != "diverged")]
         for knob in ("beta", "eps_w"):
             out[f"{obj}: ρ({knob}, test MSE)"] = spearman_evidence(v[knob], v.recon_mse_mean, f"{name}: VAE points")
@@ -104,26 +108,26 @@ def _arch_line(cells, dim):
     return ok[np.logical_and.reduce([ok[k] == ARCH_BASE[k] for k in others])]
 
 def _encoder_beyond_8(runs_dir):
-    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
-    if cells is None: return {}
-    line = _arch_line(cells, "encoder_hidden")
-    wider = line[line.encoder_hidden > 8].groupby("seed").recon_mse_mean.mean()
-    at8 = line[line.encoder_hidden == 8].set_index("seed").recon_mse_mean
-    return {OBJECTIVES[0]: seed_paired(wider, at8, "sweep_arch: mean test MSE at encoder widths > 8 minus at 8, per seed")}
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_arch"):
+        line = _arch_line(cells, "encoder_hidden")
+        wider = line[line.encoder_hidden > 8].groupby("seed").recon_mse_mean.mean()
+        at8 = line[line.encoder_hidden == 8].set_index("seed").recon_mse_mean
+        out[obj] = seed_paired(wider, at8, f"{run}: mean test MSE at encoder widths > 8 minus at 8, per seed")
+    return out
 
 def _small_collapse(runs_dir):
-    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
-    if cells is None: return {}
-    small = pd.concat([_arch_line(cells, d).loc[lambda t, d=d: t[d] == t[d].min()] for d in ("encoder_hidden", "decoder_hidden")])
-    base = _arch_line(cells, "encoder_hidden").loc[lambda t: t.encoder_hidden == 8]
-    out = {f"{OBJECTIVES[0]}: one width small": seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
-                                       "sweep_arch: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")}
-    grid = run_rows(runs_dir, "sweep_arch_grid", "cells.json")
-    if grid is not None:                  # both small at once: the grid's smallest corner against its largest
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_arch"):
+        small = pd.concat([_arch_line(cells, d).loc[lambda t, d=d: t[d] == t[d].min()] for d in ("encoder_hidden", "decoder_hidden")])
+        base = _arch_line(cells, "encoder_hidden").loc[lambda t: t.encoder_hidden == 8]
+        out[f"{obj}: one width small"] = seed_paired(small.groupby("seed").collapsed.mean().astype(float), base.set_index("seed").collapsed.astype(float),
+                                                     f"{run}: share collapsed at the smallest encoder and decoder minus at the tuned widths, per seed")
+    for obj, run, grid in objective_rows(runs_dir, "sweep_arch_grid"):   # both small at once: the grid's smallest corner against its largest
         ok = grid[(grid.model == "vae") & (grid.stop != "diverged")]
         corner = lambda f: ok[(ok.latent_dim == f(ok.latent_dim)) & (ok.decoder_hidden == f(ok.decoder_hidden))].set_index("seed").collapsed.astype(float)
-        out[f"{OBJECTIVES[0]}: latent and decoder small"] = seed_paired(corner(min), corner(max),
-                                       "sweep_arch_grid: collapsed at the smallest latent and decoder minus at the largest, per seed")
+        out[f"{obj}: latent and decoder small"] = seed_paired(corner(min), corner(max),
+                                                             f"{run}: collapsed at the smallest latent and decoder minus at the largest, per seed")
     return out
 
 # %% ../nbs/27_evidence.ipynb #c035
@@ -198,14 +202,19 @@ def log2_slope(widths, values) -> float:
     return float(np.polyfit(np.log2(np.asarray(widths, float)), np.log(np.asarray(values, float)), 1)[0])
 
 def _decoder_latent_matter(runs_dir):
-    cells = run_rows(runs_dir, "sweep_arch", "cells.json")
-    if cells is None: return {}
-    slopes = {d: _arch_line(cells, d).groupby("seed").apply(lambda g, d=d: log2_slope(g[d], g.recon_mse_mean)
-                                                                     if g[d].nunique() >= 2 else np.nan).dropna()
-              for d in ARCH_BASE}
-    return {f"{OBJECTIVES[0]}: {d} slope minus encoder slope":
-            seed_paired(slopes[d], slopes["encoder_hidden"], f"sweep_arch: slope of log test MSE over log2 {d} minus over log2 encoder width, per seed")
-            for d in ("decoder_hidden", "latent_dim")}
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_arch"):
+        slopes = {d: _arch_line(cells, d).groupby("seed").apply(lambda g, d=d: log2_slope(g[d], g.recon_mse_mean)
+                                                                         if g[d].nunique() >= 2 else np.nan).dropna()
+                  for d in ARCH_BASE}
+        for d in ("decoder_hidden", "latent_dim"):
+            out[f"{obj}: {d} slope minus encoder slope"] = seed_paired(
+                slopes[d], slopes["encoder_hidden"], f"{run}: slope of log test MSE over log2 {d} minus over log2 encoder width, per seed")
+    return out
+
+def _present(cells, columns) -> list[str]:
+    "The columns of `columns` that `cells` has (a run from before a design gained a column pairs on the rest)."
+    return [c for c in columns if c in cells]
 
 def _sweep_pairs(cells, model, key, a, b, by, metric="recon_mse_mean"):
     "metric at key=a and at key=b for `model`, paired on the columns `by` (two aligned Series)."
@@ -220,15 +229,15 @@ def _noise_free_worse(runs_dir):
     if cells is None or not (cells.noise == 0).any(): return {}
     small = min(cells.noise[cells.noise > 0], default=None)
     if small is None: return {}
-    a, b = _sweep_pairs(cells, "vae", "noise", 0.0, small, ["n_samples", "seed"])
-    return {OBJECTIVES[0]: _ev(a.values - b.values, f"sweep_data: VAE test MSE at noise 0 minus at noise {small}, paired over sizes x seeds")}
+    a, b = _sweep_pairs(cells, "vae", "noise", 0.0, small, _present(cells, ["n_samples", "data_seed", "seed"]))
+    return {OBJECTIVES[0]: _ev(a.values - b.values, f"sweep_data: VAE test MSE at noise 0 minus at noise {small}, paired over sizes x data draws x seeds")}
 
 def _cvae_size_independent(runs_dir, margin:float=0.2):
     cells = run_rows(runs_dir, "sweep_data", "cells.json")
     if cells is None or cells.n_samples.nunique() < 2: return {}
     lo_n, hi_n = cells.n_samples.min(), cells.n_samples.max()
-    a, b = _sweep_pairs(cells, "cvae", "n_samples", lo_n, hi_n, ["noise", "seed"])
-    return {OBJECTIVES[0]: _ev(a.values / b.values - 1, f"sweep_data: CVAE test MSE at n = {lo_n} over at n = {hi_n}, minus 1, paired over noise levels x seeds",
+    a, b = _sweep_pairs(cells, "cvae", "n_samples", lo_n, hi_n, _present(cells, ["noise", "data_seed", "seed"]))
+    return {OBJECTIVES[0]: _ev(a.values / b.values - 1, f"sweep_data: CVAE test MSE at n = {lo_n} over at n = {hi_n}, minus 1, paired over noise levels x data draws x seeds",
                                tost_margin=margin)}
 
 def _ev(diffs, source:str, tost_margin:float|None=None) -> Evidence|None:
@@ -243,9 +252,7 @@ def _ev(diffs, source:str, tost_margin:float|None=None) -> Evidence|None:
 def _cvae_collapses_sooner(runs_dir):
     from moons_vae.stats import mcnemar
     out = {}
-    for obj, name in zip(OBJECTIVES, ("sweep_prob", "sweep_prob_learned")):
-        pts = run_rows(runs_dir, name)
-        if pts is None: continue
+    for obj, name, pts in objective_rows(runs_dir, "sweep_prob", "points.json"):
         ok = pts[pts.stop != "diverged"]
         v, c = (ok[ok.model == m].set_index(["beta", "eps_w"]).collapsed for m in ("vae", "cvae"))
         both = v.index.intersection(c.index)
@@ -354,12 +361,13 @@ def interaction_coefficient(latent, decoder, mse) -> float:
     return float(np.linalg.lstsq(X, np.log(np.asarray(mse, float)), rcond=None)[0][3])
 
 def _grow_together(runs_dir):
-    cells = run_rows(runs_dir, "sweep_arch_grid", "cells.json")
-    if cells is None: return {}
-    ok = cells[(cells.model == "vae") & (cells.stop != "diverged")]
-    coefs = [interaction_coefficient(g.latent_dim, g.decoder_hidden, g.recon_mse_mean) for _, g in ok.groupby("seed")
-             if g.latent_dim.nunique() >= 2 and g.decoder_hidden.nunique() >= 2 and len(g) >= 5]
-    return {OBJECTIVES[0]: _ev(coefs, f"sweep_arch_grid: log2 latent x log2 decoder coefficient of log test MSE, per seed ({len(coefs)})")}
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_arch_grid"):
+        ok = cells[(cells.model == "vae") & (cells.stop != "diverged")]
+        coefs = [interaction_coefficient(g.latent_dim, g.decoder_hidden, g.recon_mse_mean) for _, g in ok.groupby("seed")
+                 if g.latent_dim.nunique() >= 2 and g.decoder_hidden.nunique() >= 2 and len(g) >= 5]
+        out[obj] = _ev(coefs, f"{run}: log2 latent x log2 decoder coefficient of log test MSE, per seed ({len(coefs)})")
+    return out
 
 def _cluster_ev(a:pd.Series, b:pd.Series, source:str, tost_margin:float|None=None) -> Evidence|None:
     "a - b paired on an index (data_seed, seed): two-stage bootstrap interval; a TOST on the data draws' means for a margin."
@@ -375,9 +383,7 @@ def _cluster_ev(a:pd.Series, b:pd.Series, source:str, tost_margin:float|None=Non
 
 def _curve_pair(runs_dir, metric, n_a=None, n_b=None, tost_margin=None, what=""):
     out = {}
-    for obj, name in zip(OBJECTIVES, ("curves", "curves_learned")):
-        rows = run_rows(runs_dir, name, "cells.json")
-        if rows is None: continue
+    for obj, name, rows in objective_rows(runs_dir, "curves"):
         if "train_test_gap" not in rows: rows = rows.assign(train_test_gap=rows.recon_mse_mean - rows.train_recon_mse_mean)
         sizes = sorted(rows.n_samples.unique())
         a_n, b_n = n_a or sizes[0], n_b or sizes[-1]

@@ -73,7 +73,7 @@ SWEEP_OPTIONS = {
                        lambda v: all(isinstance(k, str) and k and isinstance(x, dict) for k, x in v.items())),
     "data_seeds": Option([42], list, "a non-empty list of distinct ints >= 0", list_of("int", low=0, distinct=True), "data sets"),
     "arch_grid": Option(False, bool, "true or false", None, "every combination of the arch_dims' widths, not one width at a time"),
-    "step_budget": Option(5000, int, ">= 1", lambda v: v >= 1, "learning curves: gradient steps per model at every data set size"),
+    "step_budget": Option(5000, int, ">= 1", lambda v: v >= 1, "learning curves and dataset sweep: gradient steps per model at every data set size"),
     "n_archs": Option(8, int, ">= 1", lambda v: v >= 1, "random design: architectures drawn"),
     "n_settings": Option(6, int, ">= 2", lambda v: v >= 2, "random design: (lr, batch size) settings drawn per architecture"),
     "lr_range": Option([1e-4, 1e-1], list, "[low, high] with 0 < low < high <= 1",
@@ -227,19 +227,22 @@ def budget_epochs(n_train:int, batch_size:int, steps:int) -> int:
 def curve_groups(fixed:dict, # RunConfig values shared by every model
                  models, n_samples_grid, data_seeds, seeds, # the design: a group per (model, size, data set) of the seeds
                  steps:int, # gradient steps per model
-                 data_dir:str|Path="data") -> list[list[dict]]:
-    "Groups of the learning curves: per model, data set size and data draw, its seeds, all trained for `steps` steps."
+                 data_dir:str|Path="data",
+                 noise_grid=None, # noise levels (a group per level too); None: the noise of `fixed`
+                ) -> list[list[dict]]:
+    "Groups at a fixed budget of steps: per model, data set size, noise level and data draw, its seeds."
     from moons_vae.data import load_moons
     batch = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).batch_size
     groups = []
+    noises = [RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).noise] if noise_grid is None else noise_grid
     for m in models:
         for n in n_samples_grid:
-            for d in data_seeds:
-                cfg = RunConfig.from_dict({**fixed, "n_samples": n, "data_seed": d})
-                n_train = len(load_moons(n, cfg.noise, d, cache_dir=data_dir).split["train"])
-                e = budget_epochs(n_train, batch, steps)
-                groups.append([{**fixed, "model": m, "n_samples": n, "data_seed": d, "seed": s,
-                                "max_epochs": e, "min_epochs": e, "patience": e} for s in seeds])
+            for noise in noises:
+                for d in data_seeds:
+                    n_train = len(load_moons(n, float(noise), d, cache_dir=data_dir).split["train"])
+                    e = budget_epochs(n_train, batch, steps)
+                    groups.append([{**fixed, "model": m, "n_samples": n, "noise": float(noise), "data_seed": d, "seed": s,
+                                    "max_epochs": e, "min_epochs": e, "patience": e} for s in seeds])
     return groups
 
 # %% ../nbs/13_studies.ipynb #c026
