@@ -225,20 +225,23 @@ def _sweep_pairs(cells, model, key, a, b, by, metric="recon_mse_mean"):
     return A.loc[both].astype(float), B.loc[both].astype(float)
 
 def _noise_free_worse(runs_dir):
-    cells = run_rows(runs_dir, "sweep_data", "cells.json")
-    if cells is None or not (cells.noise == 0).any(): return {}
-    small = min(cells.noise[cells.noise > 0], default=None)
-    if small is None: return {}
-    a, b = _sweep_pairs(cells, "vae", "noise", 0.0, small, _present(cells, ["n_samples", "data_seed", "seed"]))
-    return {OBJECTIVES[0]: _ev(a.values - b.values, f"sweep_data: VAE test MSE at noise 0 minus at noise {small}, paired over sizes x data draws x seeds")}
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_data"):
+        small = min(cells.noise[cells.noise > 0], default=None)
+        if small is None or not (cells.noise == 0).any(): continue
+        a, b = _sweep_pairs(cells, "vae", "noise", 0.0, small, _present(cells, ["n_samples", "data_seed", "seed"]))
+        out[obj] = _ev(a.values - b.values, f"{run}: VAE test MSE at noise 0 minus at noise {small}, paired over sizes x data draws x seeds")
+    return out
 
 def _cvae_size_independent(runs_dir, margin:float=0.2):
-    cells = run_rows(runs_dir, "sweep_data", "cells.json")
-    if cells is None or cells.n_samples.nunique() < 2: return {}
-    lo_n, hi_n = cells.n_samples.min(), cells.n_samples.max()
-    a, b = _sweep_pairs(cells, "cvae", "n_samples", lo_n, hi_n, _present(cells, ["noise", "data_seed", "seed"]))
-    return {OBJECTIVES[0]: _ev(a.values / b.values - 1, f"sweep_data: CVAE test MSE at n = {lo_n} over at n = {hi_n}, minus 1, paired over noise levels x data draws x seeds",
-                               tost_margin=margin)}
+    out = {}
+    for obj, run, cells in objective_rows(runs_dir, "sweep_data"):
+        if cells.n_samples.nunique() < 2: continue
+        lo_n, hi_n = cells.n_samples.min(), cells.n_samples.max()
+        a, b = _sweep_pairs(cells, "cvae", "n_samples", lo_n, hi_n, _present(cells, ["noise", "data_seed", "seed"]))
+        out[obj] = _ev(a.values / b.values - 1, f"{run}: CVAE test MSE at n = {lo_n} over at n = {hi_n}, minus 1, paired over noise levels x data draws x seeds",
+                       tost_margin=margin)
+    return out
 
 def _ev(diffs, source:str, tost_margin:float|None=None) -> Evidence|None:
     "Mean of paired differences with its bootstrap interval (and a TOST p-value for an equivalence margin); None under 2."
@@ -326,33 +329,34 @@ def log_linear_effects(lr, batch, mse, lr_span:float, batch_span:float) -> dict:
     return {n: float(np.expm1(coef[i + 1] * spans[n])) for i, n in enumerate(names)}
 
 def _lr_batch(runs_dir, margin:float=0.2):
-    pts = run_rows(runs_dir, "sweep_hparams")
-    if pts is None: return {}
-    cfg = _run_config(runs_dir, "sweep_hparams")
-    lr_span = float(np.log(np.divide(*cfg.get("lr_range", [pts.lr.max(), pts.lr.min()])[::-1])))
-    bs = cfg.get("batch_sizes", sorted(pts.batch_size.unique()))
-    batch_span = float(np.log(max(bs) / min(bs)))
     out = {}
-    for model in dict.fromkeys(pts.model):
-        effects = {"lr": [], "batch size": []}
-        for _, g in _design_means(pts, model).dropna().groupby(level="arch"):
-            for k, v in log_linear_effects(g.lr.values, g.batch_size.values, g.value.values, lr_span, batch_span).items(): effects[k].append(v)
-        for k, vs in effects.items():
-            out[f"{OBJECTIVES[0]}: {model}, {k}"] = _ev(vs, f"sweep_hparams: relative change of {model}'s test MSE over the design's range of {k}, "
-                                                            f"per architecture ({len(vs)})", tost_margin=margin)
+    for obj, run, pts in objective_rows(runs_dir, "sweep_hparams", "points.json"):
+        cfg = _run_config(runs_dir, run)
+        lr_span = float(np.log(np.divide(*cfg.get("lr_range", [pts.lr.max(), pts.lr.min()])[::-1])))
+        bs = cfg.get("batch_sizes", sorted(pts.batch_size.unique()))
+        batch_span = float(np.log(max(bs) / min(bs)))
+        for model in dict.fromkeys(pts.model):
+            effects = {"lr": [], "batch size": []}
+            for _, g in _design_means(pts, model).dropna().groupby(level="arch"):
+                for k, v in log_linear_effects(g.lr.values, g.batch_size.values, g.value.values, lr_span, batch_span).items(): effects[k].append(v)
+            for k, vs in effects.items():
+                out[f"{obj}: {model}, {k}"] = _ev(vs, f"{run}: relative change of {model}'s test MSE over the design's range of {k}, "
+                                                     f"per architecture ({len(vs)})", tost_margin=margin)
     return out
 
 def _cvae_wide(runs_dir, threshold:float=2.0):
     from moons_vae.stats import mcnemar
-    pts = run_rows(runs_dir, "sweep_hparams")
-    if pts is None or not {"vae", "cvae"} <= set(pts.model): return {}
-    ok = {m: _design_means(pts, m).value for m in ("vae", "cvae")}
-    good = {m: (v <= threshold * v.min()).astype(float) for m, v in ok.items()}     # NaN (all diverged) compares False
-    both = good["vae"].index.intersection(good["cvae"].index)
-    c, v = good["cvae"].loc[both].values, good["vae"].loc[both].values
-    e = _ev(c - v, f"sweep_hparams: share of the same design points within {threshold} x the model's best mean test MSE, CVAE minus VAE")
-    if e is not None: e.p_value = mcnemar(c, v)
-    return {OBJECTIVES[0]: e}
+    out = {}
+    for obj, run, pts in objective_rows(runs_dir, "sweep_hparams", "points.json"):
+        if not {"vae", "cvae"} <= set(pts.model): continue
+        ok = {m: _design_means(pts, m).value for m in ("vae", "cvae")}
+        good = {m: (v <= threshold * v.min()).astype(float) for m, v in ok.items()}     # NaN (all diverged) compares False
+        both = good["vae"].index.intersection(good["cvae"].index)
+        c, v = good["cvae"].loc[both].values, good["vae"].loc[both].values
+        e = _ev(c - v, f"{run}: share of the same design points within {threshold} x the model's best mean test MSE, CVAE minus VAE")
+        if e is not None: e.p_value = mcnemar(c, v)
+        out[obj] = e
+    return out
 
 def interaction_coefficient(latent, decoder, mse) -> float:
     "Coefficient of log2(latent) x log2(decoder) in a least-squares fit of log(mse) on both and their product."
