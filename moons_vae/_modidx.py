@@ -125,6 +125,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'moons_vae.data.true_log_density': ('data.html#true_log_density', 'moons_vae/data.py')},
             'moons_vae.deps': { 'moons_vae.deps._references': ('deps.html#_references', 'moons_vae/deps.py'),
                                 'moons_vae.deps._resolve': ('deps.html#_resolve', 'moons_vae/deps.py'),
+                                'moons_vae.deps._source_references': ('deps.html#_source_references', 'moons_vae/deps.py'),
                                 'moons_vae.deps.import_closure': ('deps.html#import_closure', 'moons_vae/deps.py'),
                                 'moons_vae.deps.module_file': ('deps.html#module_file', 'moons_vae/deps.py'),
                                 'moons_vae.deps.notebook_code': ('deps.html#notebook_code', 'moons_vae/deps.py'),

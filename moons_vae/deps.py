@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import re
@@ -58,13 +59,20 @@ def _references(tree:ast.AST, commands:bool, known:set, current:str|None) -> set
             if commands and node.value.split(" ")[0] == "moons-vae": found.add("cli")   # the command line, as a subprocess
     return found
 
+@functools.lru_cache(maxsize=1024)
+def _source_references(source:str, commands:bool, known:frozenset, current:str|None) -> frozenset:
+    # keyed on the text itself: a memo key is computed for every group of a sweep, and parsing every module each time
+    # took most of a rebuilt sweep's time; an edited file is new text, so nothing goes stale
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    return frozenset(_references(ast.parse(code), commands, known, current))
+
 def referenced_modules(source:str, pkg:str|Path|None=None,
                        commands:bool=False, # also count a "moons-vae ..." string as the CLI (for notebooks)
                        current:str|None=None, # the dotted name of the module `source` is (relative imports start there)
+                       known:set|None=None, # the package's modules, when the caller has them (default: package_modules(pkg))
                       ) -> set[str]:
     "The package modules that `source` (Python code; IPython magics and shell lines are skipped) imports or names."
-    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-    return _references(ast.parse(code), commands, package_modules(pkg), current)
+    return set(_source_references(source, commands, frozenset(package_modules(pkg) if known is None else known), current))
 
 # %% ../nbs/16_deps.ipynb #c008
 def notebook_code(path:str|Path) -> str:
@@ -87,7 +95,7 @@ def import_closure(roots, # module names, or Python source (a str with a newline
         m = todo.pop()
         if m in seen: continue
         seen.add(m)
-        todo += sorted(referenced_modules(module_file(m, pkg).read_text(), pkg, current=m) - seen)
+        todo += sorted(referenced_modules(module_file(m, pkg).read_text(), pkg, current=m, known=known) - seen)
     return sorted(seen)
 
 def source_hash(modules, # module names (e.g. from import_closure)

@@ -134,8 +134,10 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     try: StackedModel([make_model(cfgs[0])]); stackable = True
     except NotImplementedError: stackable = False
     train = (lambda: fit_many(cfgs, data, progress=False, on_diverge="stop")) if stackable else (lambda: _one_by_one(cfgs, data))
-    members = memo_members(cfgs, data, train, Path(data_dir) / "fits")     # loaded if this group was trained before
     def evaluated():
+        # the models are loaded (or trained) only when the rows are not in the memo: loading a group's weights and
+        # histories took most of a sweep's time after a change to its figures
+        members = memo_members(cfgs, data, train, Path(data_dir) / "fits")     # loaded if this group was trained before
         rows = []
         for c, member in zip(cfgs, members):
             row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
