@@ -56,31 +56,25 @@ def _on_arc(s, y):
     c, sn = np.cos(np.pi * s), np.sin(np.pi * s)
     return np.stack([np.where(y == 0, c, 1 - c), np.where(y == 0, sn, .5 - sn)], -1)
 
-def _arcs(resolution):
-    "Positions `s` (resolution,) and the polyline through both noiseless arcs at them: upper arc, then lower (2 resolution, 2)."
-    s = np.linspace(0, 1, resolution)
-    return s, np.concatenate([_on_arc(s, 0), _on_arc(s, 1)])
+def _polar(x, moon):
+    "Radius and direction of `x` about the circle of arc `moon`, in the frame where the arc spans directions [0, π]."
+    v = x if moon == 0 else np.array([1.0, 0.5]) - x  # the lower arc is the upper one turned by π about (1, ½)
+    return np.hypot(v[:, 0], v[:, 1]), np.arctan2(v[:, 1], v[:, 0])
 
-def _nearest_vertex(X, P):
-    "Index of the row of `P` closest to each point of `X`: brute force, in chunks of points to bound memory."
-    k = np.empty(len(X), dtype=np.intp)
-    step = max(1, 2**16 // max(len(P), 1))  # ~0.5 MB per temporary: stays in cache
-    for i in range(0, len(X), step):
-        x = X[i:i + step]
-        dx = x[:, 0, None] - P[:, 0]; d2 = dx * dx
-        dy = x[:, 1, None] - P[:, 1]; d2 += dy * dy
-        k[i:i + step] = d2.argmin(1)
-    return k
+def _nearest_on_arc(x, moon):
+    "Position in [0, 1] of the closest point of arc `moon` to each point of `x`, and the distance to it."
+    rho, phi = _polar(x, moon)
+    s = np.where(phi >= 0, phi / np.pi, np.where(phi > -np.pi / 2, 0.0, 1.0))  # outside the arc: its closer end
+    delta = np.where(phi >= 0, 0.0, np.minimum(-phi, np.pi + phi))            # angle from there to the point's direction
+    return s, np.sqrt((rho - 1)**2 + 4 * rho * np.sin(delta / 2)**2)
 
 def arc_position(X:np.ndarray, # points (n, 2)
-                 resolution:int=2001, # points per arc in the reference polyline
                 ) -> tuple[np.ndarray, np.ndarray]:
-    "Arc position in [0, 1] and moon label of the closest point on the noiseless moons."
+    "Arc position in [0, 1] and moon label of the closest point on the noiseless moons (moon 0 where both are as close)."
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2: raise ValueError(f"X must have shape (n, 2), got {X.shape}")
-    s, arcs = _arcs(resolution)
-    k = _nearest_vertex(X, arcs)
-    return s[k % resolution], (k >= resolution).astype(np.intp)
+    (s0, d0), (s1, d1) = _nearest_on_arc(X, 0), _nearest_on_arc(X, 1)
+    return np.where(d1 < d0, s1, s0), (d1 < d0).astype(np.intp)
 
 # %% ../nbs/00_data.ipynb #c031
 def _sample_process(n:int, # number of points
@@ -95,11 +89,6 @@ def _sample_process(n:int, # number of points
 # %% ../nbs/00_data.ipynb #c035
 _DROP = 40.0     # each interval is cut where its integrand has fallen by e^-40
 _CHUNK = 2**15   # points per chunk: memory stays bounded for any number of points
-
-def _polar(x, moon):
-    "Radius and direction of `x` about the circle of arc `moon`, in the frame where the arc spans directions [0, π]."
-    v = x if moon == 0 else np.array([1.0, 0.5]) - x  # the lower arc is the upper one turned by π about (1, ½)
-    return np.hypot(v[:, 0], v[:, 1]), np.arctan2(v[:, 1], v[:, 0])
 
 def _log_interval(a, b, kappa, nodes, weights):
     "log ∫_a^b exp(-2κ sin²(δ/2)) dδ per row, 0 ≤ a ≤ b ≤ π: Gauss–Legendre up to where the integrand has fallen by e^-40."
@@ -177,23 +166,10 @@ def true_log_density(x:np.ndarray, # points (n, 2)
 
 # %% ../nbs/00_data.ipynb #c049
 def distance_to_arcs(x:np.ndarray, # points (n, 2)
-                     resolution:int=2001, # points per arc in the reference polyline, as in `arc_position`
                     ) -> np.ndarray:
     "Euclidean distance from each point to the closest point of the two noiseless arcs."
     x = _check_points(x)
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
-        raise ValueError(f"resolution must be an int >= 2 (points per arc), got {resolution!r}")
-    _, arcs = _arcs(resolution)
-    d2 = np.full(len(x), np.inf)
-    for P in (arcs[:resolution], arcs[resolution:]):
-        k = _nearest_vertex(x, P)
-        for i, j in ((np.maximum(k - 1, 0), k), (k, np.minimum(k + 1, resolution - 1))):  # the segments beside it
-            A, AB = P[i], P[j] - P[i]
-            AX = x - A
-            L2 = (AB**2).sum(1)
-            u = np.clip(np.divide((AX * AB).sum(1), L2, out=np.zeros(len(x)), where=L2 > 0), 0, 1)
-            d2 = np.minimum(d2, ((AX - u[:, None] * AB)**2).sum(1))
-    return np.sqrt(d2)
+    return np.minimum(_nearest_on_arc(x, 0)[1], _nearest_on_arc(x, 1)[1])
 
 # %% ../nbs/00_data.ipynb #c053
 _SUPPORT_DRAWS = 200_000

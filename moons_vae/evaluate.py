@@ -117,6 +117,13 @@ def log_marginal(model:VAE, # a trained model
     return torch.cat(out_all)
 
 # %% ../nbs/04_evaluate.ipynb #c033
+def _neg_sq_dist(a:Tensor, b:Tensor) -> Tensor:
+    "-‖a_i − b_j‖² for every pair, (len(a), len(b)): one coordinate at a time, in place, without a (n, m, D) temporary."
+    q = (a[:, None, 0] - b[None, :, 0]).square_()
+    for d in range(1, a.shape[1]):
+        t = a[:, None, d] - b[None, :, d]; q.addcmul_(t, t)
+    return q.neg_()
+
 @torch.no_grad()
 def prior_log_marginal(model:VAE, # a model whose prior N(0, I) does not depend on the point (VAE, CVAE)
                        x:Tensor, # points (n, D)
@@ -124,23 +131,25 @@ def prior_log_marginal(model:VAE, # a model whose prior N(0, I) does not depend 
                        M:int=2**18, # prior codes, shared by all points
                        generator:torch.Generator|None=None,
                        chunk:int=16384, # codes decoded at once
-                       x_chunk:int=1024, # points scored at once
+                       block:tuple=(128, 4096), # points x codes scored at once (a few MB: the block stays in cache)
                       ) -> Tensor:
     "Per-point log p(x) (log p(x|y) for a CVAE) by Monte Carlo over M prior codes shared by every point."
     if isinstance(M, bool) or not isinstance(M, int) or M < 1: raise ValueError(f"M={M!r} must be an int >= 1")
     if model.cond_dim and cond_value is None: raise ValueError(f"{type(model).__name__} needs cond_value (its label) for its prior samples")
     lv = model.x_logvar().to(x.device)
-    inv_var, const = (-lv).exp(), float((lv + math.log(2 * math.pi)).sum())
+    scale, half_const = (0.5 * (-lv).exp()).sqrt(), 0.5 * float((lv + math.log(2 * math.pi)).sum())
+    xs, (xb, cb) = x * scale, block       # ‖(x − x̂) scale‖² = ½ (x − x̂)ᵀ Σ⁻¹ (x − x̂)
     acc = torch.full((len(x),), -math.inf, device=x.device)
     for m0 in range(0, M, chunk):
         mc = min(chunk, M - m0)
         pm, plv = model.prior(mc)
         z = pm + (0.5 * plv).exp() * torch.randn(pm.shape, generator=generator, device=pm.device)
-        xh = model.decode(z, None if cond_value is None else torch.full((mc, 1), float(cond_value), device=z.device))
-        for i in range(0, len(x), x_chunk):
-            ll = -0.5 * (((x[i:i + x_chunk, None, :] - xh[None]) ** 2 * inv_var).sum(-1) + const)        # (points, codes)
-            acc[i:i + x_chunk] = torch.logaddexp(acc[i:i + x_chunk], torch.logsumexp(ll, 1))
-    return acc - math.log(M)
+        xh = model.decode(z, None if cond_value is None else torch.full((mc, 1), float(cond_value), device=z.device)) * scale
+        for j in range(0, mc, cb):
+            for i in range(0, len(x), xb):
+                lse = torch.logsumexp(_neg_sq_dist(xs[i:i + xb], xh[j:j + cb]), 1)
+                acc[i:i + xb] = torch.logaddexp(acc[i:i + xb], lse)
+    return acc - half_const - math.log(M)
 
 # %% ../nbs/04_evaluate.ipynb #c010
 def condition_only_mse(data:MoonsData, by_label:bool, split:str="test") -> float:
