@@ -164,17 +164,19 @@ def test_verify_reproduces_a_stored_run_and_catches_an_altered_one(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_runner_leaves_no_processes_and_no_run_folder(tmp_path, sig):
-    "Two long experiments on two workers; the runner is killed while they train: its workers and kernels end with it."
+    """A short experiment, then two long ones on two workers; the runner is killed while the long ones train: its workers
+    and kernels end with it, and (SIGTERM) the short one keeps its record in status.json."""
     params, runs = tmp_path / "params", tmp_path / "runs"
     params.mkdir()
     long = yaml.safe_load(SMOKE.read_text()) | {"max_epochs": 100000, "min_epochs": 100000, "patience": 100000}
+    (params / "q.yaml").write_text(SMOKE.read_text())
     for name in ("a", "b"): (params / f"{name}.yaml").write_text(yaml.safe_dump(long | {"seed": 1 if name == "a" else 2}))
-    p = subprocess.Popen([tool("moons-vae"), "run", str(params / "a.yaml"), str(params / "b.yaml"), "--workers", "2",
+    p = subprocess.Popen([tool("moons-vae"), "run", *(str(params / f"{n}.yaml") for n in "qab"), "--workers", "2",
                           "--runs-dir", str(runs), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
-        while len(list((runs / ".progress").glob("*.json"))) < 2:          # both are training
+        while not (runs / "q" / "metrics.json").is_file() or len(list((runs / ".progress").glob("*.json"))) < 2:   # a, b training
             assert p.poll() is None and time.time() < deadline, "the experiments did not start"
             time.sleep(0.5)
         family = psutil.Process(p.pid).children(recursive=True)
@@ -185,7 +187,10 @@ def test_killed_runner_leaves_no_processes_and_no_run_folder(tmp_path, sig):
         while alive() and time.time() < deadline: time.sleep(0.5)
         assert not alive(), [(q.pid, q.name(), q.cmdline()[:3]) for q in alive()]
         assert not (runs / "a").exists() and not (runs / "b").exists()    # nothing half-written where a run would be
-        if sig == signal.SIGTERM: assert not [q for q in runs.iterdir() if ".tmp-" in q.name]   # cleaned up on the way out
+        if sig == signal.SIGTERM:
+            assert not [q for q in runs.iterdir() if ".tmp-" in q.name]                              # cleaned up on the way out
+            status = json.loads((runs / "status.json").read_text())
+            assert status["q"]["status"] == "ran" and status["q"]["seconds"] > 0 and "a" not in status, status
     finally:
         if p.poll() is None: p.kill()
         for q in psutil.Process().children(recursive=True): q.kill()

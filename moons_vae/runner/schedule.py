@@ -145,9 +145,9 @@ def run_experiments(params_paths:list, # params files
     finally:
         if stop is not None: stop()
         bar.close()
-    exp_names = {e.name for e in exps}
-    if any(results[n]["status"] != "cached" for n in exp_names):   # a build that changed nothing leaves the record (and the page) alone
-        write_status([results[n] for n in names if n in exp_names], runs_dir)
+        # also when stopped (SIGTERM, Ctrl-C): the experiments that finished keep their record and wall time
+        done = [results[e.name] for e in exps if e.name in results]
+        if any(r["status"] != "cached" for r in done): write_status(done, runs_dir)   # a build that changed nothing leaves the record alone
     return [results[n] for n in names]
 
 # %% ../../nbs/10c_runner_schedule.ipynb #c015
