@@ -254,6 +254,17 @@ def render_markdown(r: dict) -> str:
               "`nbs/05_plots.ipynb`, and once more after it is removed.", ""]
         L += _table(["phase", "wall time (s)", "experiments re-executed", "trainings", "exit code"],
                     [[k, v["seconds"], ", ".join(v["ran"]) or "none", v.get("trainings"), v["returncode"]] for k, v in b["phases"].items()])
+    ev = r.get("evaluate")
+    if ev:
+        L += ["## Evaluating one model", "",
+              f"Command: `{ev.get('command', '')}`, measured {ev.get('date', '?')}: `evaluate` (K = 64) on the same briefly "
+              f"trained models at commit {str(ev.get('baseline'))[:10]} and at {str(ev.get('commit'))[:10]}, one thread, "
+              f"{ev.get('repeats')} child processes per version taken in turn; medians.", ""]
+        L += _table(["model", "baseline (s)", "this commit (s)", "baseline / this", "test NLL (baseline → this)", "samples on the support"],
+                    [[x["case"], x["baseline_seconds"], x["current_seconds"], f"{x['ratio']:.2f}x",
+                      f"{_f(x['baseline_values'].get('test_nll'), 4)} → {_f(x['current_values'].get('test_nll'), 4)}",
+                      f"{_f(x['baseline_values'].get('samples_on_support'), 4)} → {_f(x['current_values'].get('samples_on_support'), 4)}"]
+                     for x in ev["rows"]])
     dk = r.get("dask")
     if dk:
         L += ["## Experiments on a Dask cluster", "",

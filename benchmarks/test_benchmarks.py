@@ -130,3 +130,17 @@ def test_run_keeps_the_other_scripts_sections():
     out = run.keep_other_sections(new, {"configs": {"old": 1}, "rebuild": {"quick": {"x": 1}}, "dask": {"y": 2}})
     assert out["configs"] == {} and out["rebuild"] == {"quick": {"x": 1}} and out["dask"] == {"y": 2}
     assert "rebuild" not in run.keep_other_sections({"configs": {}}, {})
+
+
+def test_evaluate_benchmark_names_a_bad_baseline(tmp_path):
+    import evaluate as evaluate_bench
+    with pytest.raises(SystemExit, match="--baseline 'no-such-commit' is not a commit"):
+        evaluate_bench.baseline_tree("no-such-commit", tmp_path)
+    assert (evaluate_bench.baseline_tree("HEAD", tmp_path) / "moons_vae" / "evaluate.py").is_file()
+
+
+def test_evaluate_section_of_the_results_page():
+    row = dict(case="vae n=200", baseline_seconds=2.0, current_seconds=0.5, ratio=4.0,
+               baseline_values={"test_nll": -1.2, "samples_on_support": 0.9}, current_values={"test_nll": -1.2, "samples_on_support": 0.9})
+    md = _common.render_markdown({"evaluate": dict(command="x", date="d", commit="abc", baseline="def", repeats=3, rows=[row])})
+    assert "## Evaluating one model" in md and "| vae n=200 | 2 | 0.5 | 4.00x |" in md
