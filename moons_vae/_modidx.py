@@ -196,6 +196,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'moons_vae.evidence.claim_summary': ('evidence.html#claim_summary', 'moons_vae/evidence.py'),
                                     'moons_vae.evidence.decoded_traversals': ('evidence.html#decoded_traversals', 'moons_vae/evidence.py'),
                                     'moons_vae.evidence.evaluate_claims': ('evidence.html#evaluate_claims', 'moons_vae/evidence.py'),
+                                    'moons_vae.evidence.finding_kind': ('evidence.html#finding_kind', 'moons_vae/evidence.py'),
                                     'moons_vae.evidence.interaction_coefficient': ( 'evidence.html#interaction_coefficient',
                                                                                     'moons_vae/evidence.py'),
                                     'moons_vae.evidence.log2_slope': ('evidence.html#log2_slope', 'moons_vae/evidence.py'),

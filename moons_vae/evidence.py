@@ -19,7 +19,7 @@ from .stats import cluster_bootstrap_ci, claim_verdict, holm
 __all__ = ['OBJECTIVES', 'ARCH_BASE', 'STATISTICS', 'VERDICT_COLOURS', 'Evidence', 'run_rows', 'paired_difference',
            'objective_rows', 'spearman_evidence', 'seed_paired', 'probe_correct', 'moon_probe', 'log2_slope',
            'traversal_coverage', 'decoded_traversals', 'log_linear_effects', 'interaction_coefficient',
-           'evaluate_claims', 'claim_summary', 'plot_fragility', 'objective_verdicts', 'claim_markdown']
+           'evaluate_claims', 'claim_summary', 'plot_fragility', 'finding_kind', 'objective_verdicts', 'claim_markdown']
 
 # %% ../nbs/27_evidence.ipynb #c005
 @dataclass
@@ -474,8 +474,19 @@ def plot_fragility(table:pd.DataFrame, title:str="Each claim's interval against 
     return fig
 
 # %% ../nbs/27_evidence.ipynb #c031
+def finding_kind(fixed:str, # the claim's verdict under the reference's objective
+                 learned:str, # and under the calibrated likelihood ('—': not run that way)
+                ) -> str:
+    "What the two verdicts say together: a finding about VAEs (alike under both), about the fixed variance, or undecided."
+    if "not tested" in (fixed, learned): return "not tested"
+    if learned == "—": return "reference objective only"
+    if fixed == learned and fixed != "inconclusive": return f"about VAEs: {fixed} under both"
+    if fixed in ("reproduced", "partly") and learned == "not reproduced": return "about the fixed variance: gone when σ_x² is learned"
+    if fixed == "not reproduced" and learned in ("reproduced", "partly"): return "about the fixed variance: appears when σ_x² is learned"
+    return "undecided: an interval straddles its margin"
+
 def objective_verdicts(table:pd.DataFrame) -> pd.DataFrame:
-    "claim x objective: the combined verdict of the claim's rows under each objective ('—' where it has none)."
+    "claim x objective: the combined verdict of the claim's rows under each objective ('—' where it has none), and what they say together."
     obj = table.objective.fillna("").map(lambda o: next((k for k in OBJECTIVES if o.startswith(k)), o or "—"))
     t = table.assign(objective=obj)
     rows = {}
@@ -483,7 +494,8 @@ def objective_verdicts(table:pd.DataFrame) -> pd.DataFrame:
         g = g[g.verdict != "not tested"]
         rows[claim] = {o: (_combine(g.verdict[g.objective == o]) if (g.objective == o).any() else "—") if len(g) else "not tested"
                        for o in OBJECTIVES}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(OBJECTIVES))
+        rows[claim]["finding"] = finding_kind(*(rows[claim][o] for o in OBJECTIVES))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[*OBJECTIVES, "finding"])
 
 def claim_markdown(claim:Claim, rows:pd.DataFrame) -> str:
     "One claim as markdown: its quote, its registered statistic, direction, margin, threshold and test, and its rows."
