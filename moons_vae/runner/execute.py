@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -77,6 +78,14 @@ def _renumber(nb_path:Path, title:str|None=None, hide_parameters:bool=False):
             for o in c.get("outputs", []):
                 if "execution_count" in o: o["execution_count"] = n
     with atomic_file(nb_path) as fh: json.dump(nb, fh, indent=1)
+
+# %% ../../nbs/10b_runner_execute.ipynb #fa947d61
+class _DeclaredElsewhere(logging.Filter):
+    "Drops papermill's 'Passed unknown parameter' warnings (the notebooks' validators check every parameter)."
+    def filter(self, record): return not record.getMessage().startswith("Passed unknown parameter")
+
+_PAPERMILL_FILTER = _DeclaredElsewhere()
+logging.getLogger("papermill").addFilter(_PAPERMILL_FILTER)   # once, however often this module is imported
 
 # %% ../../nbs/10b_runner_execute.ipynb #c010
 def progress_dir(runs_dir:str|Path) -> Path:
