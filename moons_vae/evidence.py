@@ -298,11 +298,14 @@ def _run_traversals(runs_dir, name):
     return decoded_traversals(model, Z, (0.0, 1.0) if model.cond_dim else (None,)), data.part("test")[0]
 
 def _traversals_span(runs_dir, threshold:float=0.2):
-    v, c = _run_traversals(runs_dir, "vae_latent8"), _run_traversals(runs_dir, "cvae_latent8")
-    if v is None or c is None or v[1].shape != c[1].shape or not np.allclose(v[1], c[1]): return {}
-    X = v[1]
-    return {OBJECTIVES[0]: _point_paired(traversal_coverage(v[0], X, threshold), traversal_coverage(c[0], X, threshold),
-                                         f"vae_latent8 minus cvae_latent8: share of traversals passing within {threshold} of each test point")}
+    out = {}
+    for obj, suffix in zip(OBJECTIVES, ("", "_learned")):
+        v, c = _run_traversals(runs_dir, f"vae_latent8{suffix}"), _run_traversals(runs_dir, f"cvae_latent8{suffix}")
+        if v is None or c is None or v[1].shape != c[1].shape or not np.allclose(v[1], c[1]): continue
+        X = v[1]   # the test points, the same for both models (same data settings)
+        out[obj] = _point_paired(traversal_coverage(v[0], X, threshold), traversal_coverage(c[0], X, threshold),
+                                 f"vae_latent8{suffix} minus cvae_latent8{suffix}: share of traversals passing within {threshold} of each test point")
+    return out
 
 # %% ../nbs/27_evidence.ipynb #c028
 def _run_config(runs_dir, name) -> dict:
