@@ -537,6 +537,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'moons_vae.sitecheck._Server.__init__': ('sitecheck.html#_server.__init__', 'moons_vae/sitecheck.py'),
                                      'moons_vae.sitecheck._check_page': ('sitecheck.html#_check_page', 'moons_vae/sitecheck.py'),
                                      'moons_vae.sitecheck._check_site': ('sitecheck.html#_check_site', 'moons_vae/sitecheck.py'),
+                                     'moons_vae.sitecheck._judge': ('sitecheck.html#_judge', 'moons_vae/sitecheck.py'),
                                      'moons_vae.sitecheck._settle': ('sitecheck.html#_settle', 'moons_vae/sitecheck.py'),
                                      'moons_vae.sitecheck.check_site': ('sitecheck.html#check_site', 'moons_vae/sitecheck.py'),
                                      'moons_vae.sitecheck.site_pages': ('sitecheck.html#site_pages', 'moons_vae/sitecheck.py')},

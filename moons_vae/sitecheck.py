@@ -74,6 +74,8 @@ class _Server:
     def __enter__(self): self.thread.start(); return self
     def __exit__(self, *a): self.httpd.shutdown(); self.httpd.server_close(); self.thread.join(5)
 
+
+# %% ../nbs/21_sitecheck.ipynb #c1846134
 _JS_STATE = """() => {
   const q = s => document.querySelectorAll(s);
   const divs = [...q('.plotly-graph-div')];
@@ -92,6 +94,35 @@ def _settle(pg, inflight:set, timeout_ms:int, quiet_ms:int=300):
         pg.wait_for_timeout(50); waited += 50
         quiet = quiet + 50 if not inflight else 0
 
+
+# %% ../nbs/21_sitecheck.ipynb #2127be71
+def _judge(rep:PageReport, urls:list[str], host:str) -> PageReport:
+    "Fill in what the requests of a page (`urls`, in order) say and every problem the report shows; returns `rep`."
+    rep.requests = len(urls)
+    for u in urls:
+        p = urlparse(u)
+        if p.scheme in ("data", "blob", "about"): continue
+        if p.hostname != "127.0.0.1" or p.netloc != host: rep.external_requests.append(u)
+    paths = [urlparse(u).path for u in urls]
+    rep.plotly_js_loads = sum(p.endswith("/plotly.min.js") for p in paths)
+    rep.mathjax_loads = sum(p.endswith("/" + MATHJAX_BUNDLE) for p in paths)
+    pr = rep.problems
+    if rep.plotly_drawn < rep.plotly_divs: pr.append(f"{rep.plotly_divs - rep.plotly_drawn} of {rep.plotly_divs} plotly figures did not draw")
+    if rep.plotly_js_loads != 1: pr.append(f"plotly.min.js requested {rep.plotly_js_loads} times (expected once)")
+    if rep.math_elements:
+        if rep.mathjax_loads != 1: pr.append(f"page has math but MathJax was requested {rep.mathjax_loads} times (expected once)")
+        if rep.mjx_containers < rep.math_elements:
+            pr.append(f"{rep.math_elements} math elements but only {rep.mjx_containers} rendered by MathJax")
+    elif rep.mathjax_loads > 1: pr.append(f"MathJax requested {rep.mathjax_loads} times")
+    if rep.mjx_errors: pr.append(f"{rep.mjx_errors} TeX errors (mjx-merror)")
+    if rep.external_requests: pr.append(f"requests outside {host}: {rep.external_requests[:5]}")
+    if rep.failed_requests: pr.append(f"failed requests: {rep.failed_requests[:5]}")
+    if rep.console_errors: pr.append(f"console errors: {rep.console_errors[:5]}")
+
+    return rep
+
+
+# %% ../nbs/21_sitecheck.ipynb #d4c13113
 def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -> PageReport:
     rep = PageReport(page)
     text = (Path(html_dir) / page).read_text(errors="replace")
@@ -141,29 +172,13 @@ def _check_page(browser, base_url, html_dir, page, screenshot_dir, timeout_ms) -
             rep.screenshot = str(shot)
     finally:
         ctx.close()
-    rep.requests = len(urls)
-    for u in urls:
-        p = urlparse(u)
-        if p.scheme in ("data", "blob", "about"): continue
-        if p.hostname != "127.0.0.1" or p.netloc != host: rep.external_requests.append(u)
-    paths = [urlparse(u).path for u in urls]
-    rep.plotly_js_loads = sum(p.endswith("/plotly.min.js") for p in paths)
-    rep.mathjax_loads = sum(p.endswith("/" + MATHJAX_BUNDLE) for p in paths)
-    pr = rep.problems
-    if rep.plotly_drawn < rep.plotly_divs: pr.append(f"{rep.plotly_divs - rep.plotly_drawn} of {rep.plotly_divs} plotly figures did not draw")
-    if rep.plotly_js_loads != 1: pr.append(f"plotly.min.js requested {rep.plotly_js_loads} times (expected once)")
-    if rep.math_elements:
-        if rep.mathjax_loads != 1: pr.append(f"page has math but MathJax was requested {rep.mathjax_loads} times (expected once)")
-        if rep.mjx_containers < rep.math_elements:
-            pr.append(f"{rep.math_elements} math elements but only {rep.mjx_containers} rendered by MathJax")
-    elif rep.mathjax_loads > 1: pr.append(f"MathJax requested {rep.mathjax_loads} times")
-    if rep.mjx_errors: pr.append(f"{rep.mjx_errors} TeX errors (mjx-merror)")
-    if rep.external_requests: pr.append(f"requests outside {host}: {rep.external_requests[:5]}")
-    if rep.failed_requests: pr.append(f"failed requests: {rep.failed_requests[:5]}")
-    if rep.console_errors: pr.append(f"console errors: {rep.console_errors[:5]}")
+    _judge(rep, urls, host)
     return rep
 
+
+# %% ../nbs/21_sitecheck.ipynb #69df4efc
 def _check_site(html_dir, screenshot_dir, pages, timeout_ms, chromium):
+    "One browser, one server, the pages in turn (Playwright's sync API wants one instance per thread)."
     from playwright.sync_api import sync_playwright
     reports = []
     with _Server(html_dir) as srv, sync_playwright() as pw:
@@ -178,6 +193,7 @@ def check_site(html_dir:str|Path, # the built site, e.g. _book/_build/html
                pages:list[str]|None=None, # pages relative to html_dir; default: every page (`site_pages`)
                timeout_ms:int=30_000, # per page and wait
                chromium:str=CHROMIUM, # the browser executable
+               workers:int|None=None, # browsers checking pages at once; None: one per core (a page keeps a core busy)
               ) -> list[PageReport]:
     "Open every page of the site in headless Chromium; return a `PageReport` per page, raise `SiteCheckError` naming broken pages."
     html_dir = Path(html_dir)
@@ -188,11 +204,18 @@ def check_site(html_dir:str|Path, # the built site, e.g. _book/_build/html
     pages = site_pages(html_dir) if pages is None else list(pages)
     missing = [p for p in pages if not (html_dir / p).is_file()]
     if missing: raise FileNotFoundError(f"pages={missing} are not files under {str(html_dir)!r}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers={workers!r} must be an int >= 1 or None (one per core)")
     if screenshot_dir is not None: Path(screenshot_dir).mkdir(parents=True, exist_ok=True)
-    with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        reports = ex.submit(_check_site, html_dir, screenshot_dir, pages, timeout_ms, chromium).result()
+    n = max(1, min(workers or len(os.sched_getaffinity(0)), len(pages)))
+    # threads even for one worker: the sync API refuses to run inside an asyncio loop (a notebook's kernel has one)
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        parts = list(ex.map(lambda i: _check_site(html_dir, screenshot_dir, pages[i::n], timeout_ms, chromium), range(n)))
+    by_page = {r.page: r for part in parts for r in part}
+    reports = [by_page[p] for p in pages]
     bad = [r for r in reports if r.problems]
     if bad:
         raise SiteCheckError(f"{len(bad)} of {len(reports)} pages of {str(html_dir)!r} are broken:\n" +
                              "\n".join(f"- {r.page}: " + "; ".join(r.problems) for r in bad), reports)
     return reports
+
