@@ -19,7 +19,7 @@ from ..options import is_int
 from ..progress import report
 from .space import REFERENCE_SPACE, MODEL_KINDS, check_space
 from .storage import BudgetReached, mask_url, open_storage, storage_url, _check_study_name
-from .sampler import TrialSeededTPE
+from .sampler import TrialSeededTPE, CachedMedianPruner
 from ..train import RunConfig, make_model, fit, TrainingDiverged
 
 # %% auto #0
@@ -141,7 +141,7 @@ def run_search(study_name:str, # name of the study in the storage
         optuna.logging.set_verbosity(optuna.logging.INFO if progress else optuna.logging.WARNING)
         study = optuna.create_study(study_name=study_name, storage=store, direction="minimize", load_if_exists=True,
                                     sampler=TrialSeededTPE(seed, n_startup_trials),
-                                    pruner=optuna.pruners.MedianPruner(prune_startup_trials, prune_warmup_epochs))
+                                    pruner=CachedMedianPruner(prune_startup_trials, prune_warmup_epochs))
         _check_definition(study, definition, url)
         store.caps[store.get_study_id_from_name(study_name)] = n_trials
         with warnings.catch_warnings():
