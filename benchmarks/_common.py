@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import statistics
 import sys
 import time
@@ -21,6 +22,24 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     "Write `text` to `path` atomically, with the usual permissions (the package's one helper for it)."
     from moons_vae.files import atomic_write
     return atomic_write(path, text)
+
+
+def baseline_tree(commit: str, dest: Path, script: str = "benchmarks") -> Path:
+    "A commit's package and lock file, extracted under `dest` (`git archive`); returns the folder to put on sys.path."
+    archive = subprocess.run(["git", "archive", commit, "moons_vae", "requirements.lock"], cwd=ROOT, capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"{script}: --baseline {commit!r} is not a commit of this repository: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def run_child(path: Path, code: str, arg: str, script: str = "benchmarks") -> dict:
+    "Run `code` in a fresh interpreter with `path` first on sys.path (its moons_vae is the one imported) and `arg` as"
+    " sys.argv[1]; returns the JSON its last line of output holds."
+    cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(path)!r}); exec(compile({code!r}, 'child', 'exec'))", arg]
+    p = subprocess.run(cmd, cwd=path, capture_output=True, text=True)
+    if p.returncode: raise SystemExit(f"{script}: the child process for {path} failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def cpu_model() -> str:
@@ -265,6 +284,15 @@ def render_markdown(r: dict) -> str:
                       f"{_f(x['baseline_values'].get('test_nll'), 4)} → {_f(x['current_values'].get('test_nll'), 4)}",
                       f"{_f(x['baseline_values'].get('samples_on_support'), 4)} → {_f(x['current_values'].get('samples_on_support'), 4)}"]
                      for x in ev["rows"]])
+    se = r.get("search")
+    if se:
+        L += ["## One worker of the hyperparameter search", "",
+              f"Command: `{se.get('command', '')}`, measured {se.get('date', '?')}: `run_search` ({se['model']}, {se['trials']} trials, "
+              f"up to {se['max_epochs']} epochs each, a fresh SQLite study) at commit {str(se.get('baseline'))[:10]} and at "
+              f"{str(se.get('commit'))[:10]}, one thread, {se.get('repeats')} child process(es) per version taken in turn; medians.", ""]
+        L += _table(["baseline (s)", "this commit (s)", "baseline / this", "epochs trained", "pruned trials", "same trials in both"],
+                    [[se["baseline_seconds"], se["current_seconds"], f"{se['ratio']:.2f}x", se["epochs"], se["pruned"],
+                      "**yes**" if se["same_trials"] else "**no**"]])
     dk = r.get("dask")
     if dk:
         L += ["## Experiments on a Dask cluster", "",
@@ -275,7 +303,7 @@ def render_markdown(r: dict) -> str:
         L += [f"local / Dask = {dk['ratio_local_to_dask']:.2f}; every run's metrics.json identical: "
               f"**{all(dk['identical_metrics'].values())}**.", ""]
     t = (r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
-         + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])])
+         + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])] + (r.get("search") or {}).get("targets", []))
     if t:
         L += ["## Targets", ""]
         L += _table(["target", "measured", "goal", "status", "margin", "note"],

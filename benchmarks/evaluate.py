@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_OUT, ROOT, load_results, machine_info, save_results  # noqa: E402
+from _common import DEFAULT_OUT, ROOT, baseline_tree, load_results, machine_info, run_child, save_results  # noqa: E402
 
 CASES = [("vae", 200), ("vae", 2000), ("vae", 20000), ("cvae", 2000)]   # (model, n_samples): the sweeps' sizes
 
@@ -47,24 +47,6 @@ print(json.dumps(out))
 """
 
 
-def baseline_tree(commit: str, dest: Path) -> Path:
-    "The baseline commit's package and lock file, extracted under `dest`; returns the folder to put on sys.path."
-    archive = subprocess.run(["git", "archive", commit, "moons_vae", "requirements.lock"], cwd=ROOT, capture_output=True)
-    if archive.returncode:
-        raise SystemExit(f"evaluate.py: --baseline {commit!r} is not a commit of this repository: {archive.stderr.decode().strip()}")
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest
-
-
-def run_child(path: Path, cases) -> dict:
-    "Run CHILD with `path` first on sys.path (its moons_vae is the one imported)."
-    env_cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(path)!r}); exec(compile({CHILD!r}, 'child', 'exec'))",
-               json.dumps(cases)]
-    p = subprocess.run(env_cmd, cwd=path, capture_output=True, text=True)
-    if p.returncode: raise SystemExit(f"evaluate.py: the child process for {path} failed:\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
@@ -78,10 +60,10 @@ def main(argv=None) -> int:
     times = {"baseline": {}, "current": {}}
     values = {}
     with tempfile.TemporaryDirectory() as tmp:
-        old = baseline_tree(a.baseline, Path(tmp))
+        old = baseline_tree(a.baseline, Path(tmp), "evaluate.py")
         for r in range(a.repeats):
             for version, path in (("baseline", old), ("current", ROOT)):
-                res = run_child(path, CASES)
+                res = run_child(path, CHILD, json.dumps(CASES), "evaluate.py")
                 for case, v in res.items():
                     times[version].setdefault(case, []).append(v["seconds"])
                     values.setdefault(case, {})[version] = {k: v[k] for k in ("test_nll", "samples_on_support")}

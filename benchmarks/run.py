@@ -473,11 +473,11 @@ def main(argv=None) -> int:
 
 
 def keep_other_sections(results: dict, old: dict) -> dict:
-    "Put the other scripts' measurements of the old results file into `results` (pipeline.py's, rebuild.py's, dask_run.py's)."
+    "Put the other scripts' measurements of the old results file into `results` (pipeline.py's, rebuild.py's, dask_run.py's, evaluate.py's, search.py's)."
     if isinstance(old.get("pipeline"), dict) and "phases" not in old["pipeline"]:  # pipeline.py's runs; compared with this (a)
         results["pipeline"] = old["pipeline"]
         link_pipeline(results)
-    for section in ("rebuild", "dask"):
+    for section in ("rebuild", "dask", "evaluate", "search"):
         if section in old: results[section] = old[section]
     return results
 

@@ -134,8 +134,8 @@ def test_run_keeps_the_other_scripts_sections():
 
 def test_evaluate_benchmark_names_a_bad_baseline(tmp_path):
     import evaluate as evaluate_bench
-    with pytest.raises(SystemExit, match="--baseline 'no-such-commit' is not a commit"):
-        evaluate_bench.baseline_tree("no-such-commit", tmp_path)
+    with pytest.raises(SystemExit, match="evaluate.py: --baseline 'no-such-commit' is not a commit"):
+        evaluate_bench.baseline_tree("no-such-commit", tmp_path, "evaluate.py")
     assert (evaluate_bench.baseline_tree("HEAD", tmp_path) / "moons_vae" / "evaluate.py").is_file()
 
 
@@ -144,3 +144,18 @@ def test_evaluate_section_of_the_results_page():
                baseline_values={"test_nll": -1.2, "samples_on_support": 0.9}, current_values={"test_nll": -1.2, "samples_on_support": 0.9})
     md = _common.render_markdown({"evaluate": dict(command="x", date="d", commit="abc", baseline="def", repeats=3, rows=[row])})
     assert "## Evaluating one model" in md and "| vae n=200 | 2 | 0.5 | 4.00x |" in md
+
+
+def test_search_section_of_the_results_page():
+    t = _common.target("100-trial search, full fidelity, one worker <= 300 s", 450.0, 300, higher_is_better=False)
+    se = dict(command="x", date="d", commit="abc", baseline="def", model="vae", trials=100, max_epochs=1000, repeats=1,
+              baseline_seconds=900.0, current_seconds=450.0, ratio=2.0, epochs=30000, pruned=40, same_trials=True, targets=[t])
+    md = _common.render_markdown({"search": se})
+    assert "## One worker of the hyperparameter search" in md and "| 900 | 450 | 2.00x | 30000 | 40 | **yes** |" in md
+    assert "| 100-trial search, full fidelity, one worker <= 300 s | 450 | 300 | **MISS** |" in md
+
+
+def test_search_benchmark_rejects_bad_counts():
+    import search as search_bench
+    with pytest.raises(SystemExit):
+        search_bench.main(["--baseline", "HEAD", "--trials", "0"])

@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Times one worker of the hyperparameter search (`moons_vae.search.run.run_search`: TPE, median pruning, a study in
+SQLite) at a baseline commit and in this checkout, side by side, and checks that both propose, prune and score the
+same trials.
+
+The two versions run as child processes in turn (A B A B ...), one thread each, on a fresh study file each time, so
+that a noisy machine slows both alike. At the defaults (100 trials, up to 1000 epochs each: the report's full-fidelity
+search) one repeat takes tens of minutes; `--trials 12 --max-epochs 300` gives the ratio in a few.
+
+    .venv/bin/python benchmarks/search.py --baseline 94c2529                       # before WAL and the cached pruner
+    .venv/bin/python benchmarks/search.py --baseline 94c2529 --trials 12 --max-epochs 300
+
+The baseline's package is taken from git (`git archive`) into a temporary folder; nothing in this checkout changes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DEFAULT_OUT, ROOT, baseline_tree, load_results, machine_info, run_child, save_results, target  # noqa: E402
+
+FULL_TRIALS, FULL_EPOCHS, GOAL_SECONDS = 100, 1000, 300   # the report's search, and the target of the speed issue
+
+# One child process per (version, repeat): a fresh study in a temporary SQLite file, one worker, one thread.
+CHILD = r"""
+import hashlib, json, os, sys, tempfile, time, torch
+torch.set_num_threads(1)
+from moons_vae.search.run import run_search
+a = json.loads(sys.argv[1])
+with tempfile.TemporaryDirectory() as d:
+    t = time.perf_counter()
+    st = run_search("bench", os.path.join(d, "bench.db"), a["model"], n_trials=a["trials"],
+                    base_params={"max_epochs": a["max_epochs"]}, progress=False)
+    s = time.perf_counter() - t
+    trials = [[t.number, t.state.name, t.value, t.params, sorted(t.intermediate_values.items())] for t in st.trials]
+    print(json.dumps({"seconds": s, "trials": len(trials), "pruned": sum(t[1] == "PRUNED" for t in trials),
+                      "epochs": sum(t.user_attrs.get("epochs", 0) for t in st.trials),
+                      "best_value": st.best_value, "digest": hashlib.sha256(json.dumps(trials).encode()).hexdigest()}))
+"""
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--baseline", required=True, help="the commit to compare with (any git revision)")
+    p.add_argument("--model", default="vae", choices=["vae", "cvae", "contvae"], help="the model searched (default: %(default)s)")
+    p.add_argument("--trials", type=int, default=FULL_TRIALS, help="trials in the study (default: %(default)s, the report's)")
+    p.add_argument("--max-epochs", type=int, default=FULL_EPOCHS, help="epochs per trial at most (default: %(default)s, the report's)")
+    p.add_argument("--repeats", type=int, default=1, help="child processes per version (default: %(default)s)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="results JSON to merge into (markdown next to it); default: %(default)s")
+    a = p.parse_args(argv)
+    for name, v in (("--trials", a.trials), ("--max-epochs", a.max_epochs), ("--repeats", a.repeats)):
+        if v < 1: p.error(f"{name} {v} must be >= 1")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    base = subprocess.run(["git", "rev-parse", a.baseline], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    arg = json.dumps(dict(model=a.model, trials=a.trials, max_epochs=a.max_epochs))
+    runs = {"baseline": [], "current": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_tree(a.baseline, Path(tmp), "search.py")
+        for r in range(a.repeats):
+            for version, path in (("baseline", old), ("current", ROOT)):
+                res = run_child(path, CHILD, arg, "search.py")
+                runs[version].append(res)
+                print(f"  repeat {r + 1}/{a.repeats} {version}: {res['seconds']:.1f} s, {res['epochs']} epochs, "
+                      f"{res['pruned']} pruned, best {res['best_value']:.5g}", flush=True)
+    med = {v: statistics.median(x["seconds"] for x in runs[v]) for v in runs}
+    digests = {x["digest"] for v in runs for x in runs[v]}
+    full = a.trials == FULL_TRIALS and a.max_epochs == FULL_EPOCHS
+    entry = dict(command=shlex.join([".venv/bin/python", "benchmarks/search.py", *(sys.argv[1:] if argv is None else argv)]),
+                 date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=head, baseline=base, model=a.model, trials=a.trials,
+                 max_epochs=a.max_epochs, repeats=a.repeats, machine=machine_info(),
+                 baseline_seconds=round(med["baseline"], 1), current_seconds=round(med["current"], 1),
+                 ratio=round(med["baseline"] / med["current"], 2), same_trials=len(digests) == 1,
+                 epochs=runs["current"][0]["epochs"], pruned=runs["current"][0]["pruned"],
+                 targets=[target(f"{FULL_TRIALS}-trial search, full fidelity, one worker <= {GOAL_SECONDS} s",
+                                 med["current"] if full else None, GOAL_SECONDS, higher_is_better=False,
+                                 note="one process, one thread" if full else f"measured on {a.trials} trials x {a.max_epochs} epochs, not the full search",
+                                 cause="; what limits it: the trials train one after another, each at fit's speed on its own small "
+                                       "configuration (a second worker on the second core would share the study, not reproducibly)")])
+    results = load_results(a.out)
+    results["search"] = entry
+    j, md = save_results(results, a.out)
+    print(f"baseline {entry['baseline_seconds']} s, current {entry['current_seconds']} s: {entry['ratio']}x; "
+          f"same trials: {entry['same_trials']}")
+    print(f"wrote {j} and {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
