@@ -25,8 +25,8 @@ from .files import atomic_dir, usual_mode, write_json_atomic
 from .progress import report
 
 # %% auto #0
-__all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'AdamStep',
-           'fit', 'save_run', 'load_run']
+__all__ = ['HISTORY_LOSS_KEYS', 'RunConfig', 'resolve_device', 'TrainingDiverged', 'seed_everything', 'make_model', 'clip_grads_',
+           'AdamStep', 'fit', 'save_run', 'load_run']
 
 # %% ../nbs/03_train.ipynb #c005
 _pos = lambda v: v > 0
@@ -123,6 +123,11 @@ def make_model(cfg:RunConfig) -> VAE:
     return build_model(cfg.model_config())
 
 # %% ../nbs/03_train.ipynb #c013
+def clip_grads_(grads:list[torch.Tensor], max_norm:float):
+    "Scale `grads` in place to a total norm of at most `max_norm`: `clip_grad_norm_(foreach=True)`'s kernels in its order."
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+
 class AdamStep:
     "Adam on `params` through the fused kernel where the device has one (else `torch.optim.Adam`); `opt` carries the lr."
     def __init__(self, params:list, lr:float, device:torch.device):
@@ -133,6 +138,8 @@ class AdamStep:
             self.grads = [p.grad for p in self.params]
             self.m1, self.m2 = ([torch.zeros_like(p) for p in self.params] for _ in range(2))
             self.step_t = torch.zeros((), dtype=torch.float32, device=device)
+
+    def clip_(self, max_norm:float): clip_grads_([p.grad for p in self.params if p.grad is not None], max_norm)
 
     def zero_grad(self):
         if self.fused: torch._foreach_zero_(self.grads)
@@ -185,7 +192,7 @@ def fit(model:VAE, data:MoonsData, cfg:RunConfig, progress:bool=True,
                 adam.zero_grad()
                 loss.total.backward()
                 terms = torch.stack([loss.total, loss.recon, loss.kl]).detach()
-            torch.nn.utils.clip_grad_norm_(adam.params, cfg.grad_clip, foreach=True)
+            adam.clip_(cfg.grad_clip)
             adam.step()
             sums += terms * len(idx)
         model.eval()
