@@ -342,6 +342,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'moons_vae.plots': { 'moons_vae.plots._np': ('plots.html#_np', 'moons_vae/plots.py'),
                                  'moons_vae.plots._scatter': ('plots.html#_scatter', 'moons_vae/plots.py'),
                                  'moons_vae.plots.embed_2d': ('plots.html#embed_2d', 'moons_vae/plots.py'),
+                                 'moons_vae.plots.import_umap': ('plots.html#import_umap', 'moons_vae/plots.py'),
                                  'moons_vae.plots.latent_traversals': ('plots.html#latent_traversals', 'moons_vae/plots.py'),
                                  'moons_vae.plots.plot_beta_eps_plane': ('plots.html#plot_beta_eps_plane', 'moons_vae/plots.py'),
                                  'moons_vae.plots.plot_data': ('plots.html#plot_data', 'moons_vae/plots.py'),

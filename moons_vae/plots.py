@@ -5,6 +5,7 @@
 # %% ../nbs/05_plots.ipynb #c002
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -16,9 +17,9 @@ from plotly.subplots import make_subplots
 from .data import make_moons_with_position
 
 # %% auto #0
-__all__ = ['MOON_COLORS', 'plot_data', 'plot_dataset_gallery', 'plot_reconstructions', 'plot_samples', 'plot_history', 'embed_2d',
-           'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim', 'plot_likelihood',
-           'plot_grid_heatmaps', 'plot_beta_eps_plane', 'plot_width_curves', 'plot_summary_curves',
+__all__ = ['MOON_COLORS', 'plot_data', 'plot_dataset_gallery', 'plot_reconstructions', 'plot_samples', 'plot_history',
+           'import_umap', 'embed_2d', 'latent_traversals', 'plot_latent', 'plot_traversals', 'plot_kl_per_dim',
+           'plot_likelihood', 'plot_grid_heatmaps', 'plot_beta_eps_plane', 'plot_width_curves', 'plot_summary_curves',
            'plot_design_points']
 
 # %% ../nbs/05_plots.ipynb #c005
@@ -91,6 +92,26 @@ def plot_history(history:list[dict], title:str="Training curves") -> go.Figure:
     return fig
 
 # %% ../nbs/05_plots.ipynb #c014
+def import_umap():
+    "The `umap` module, its numba functions compiled with `cache=True` (compiled once per environment, not once per process)."
+    import sys
+    if "umap" in sys.modules: return sys.modules["umap"]
+    import numba
+    plain = numba.njit, numba.jit
+    def cached(decorator):
+        @functools.wraps(decorator)
+        def with_cache(*args, **kwargs):
+            kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+        return with_cache
+    numba.njit, numba.jit = cached(numba.njit), cached(numba.jit)
+    try:
+        with warnings.catch_warnings():   # umap imports tqdm.auto, which warns (with this machine's path) without ipywidgets
+            warnings.simplefilter("ignore", TqdmWarning)
+            import umap  # imported here: ~2 s, and only figures of latent spaces need it
+    finally: numba.njit, numba.jit = plain
+    return umap
+
 def embed_2d(Z, extra=None, random_state:int=42, n_neighbors:int=15) -> tuple[np.ndarray, np.ndarray|None]:
     "2-D coordinates of codes `Z` (and of `extra` codes, fitted jointly): UMAP when the codes have more than 2 dimensions."
     Z = _np(Z).astype(np.float32)
@@ -99,10 +120,7 @@ def embed_2d(Z, extra=None, random_state:int=42, n_neighbors:int=15) -> tuple[np
     if Z.shape[1] == 1: emb = np.c_[allz[:, 0], np.zeros(len(allz))]
     elif Z.shape[1] == 2: emb = allz
     else:
-        with warnings.catch_warnings():   # umap imports tqdm.auto, which warns (with this machine's path) without ipywidgets
-            warnings.simplefilter("ignore", TqdmWarning)
-            import umap  # imported here: ~2 s, and only figures of latent spaces need it
-        emb = umap.UMAP(n_neighbors=n_neighbors, random_state=random_state, n_jobs=1).fit_transform(allz)
+        emb = import_umap().UMAP(n_neighbors=n_neighbors, random_state=random_state, n_jobs=1).fit_transform(allz)
     return emb[:len(Z)], (None if E is None else emb[len(Z):])
 
 def latent_traversals(Z, steps:int=10, dims=None) -> np.ndarray:
