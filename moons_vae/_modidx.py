@@ -508,6 +508,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'moons_vae/search/storage.py'),
                                           'moons_vae.search.storage._fast_sqlite_commits': ( 'search_storage.html#_fast_sqlite_commits',
                                                                                              'moons_vae/search/storage.py'),
+                                          'moons_vae.search.storage._sqlite_file': ( 'search_storage.html#_sqlite_file',
+                                                                                     'moons_vae/search/storage.py'),
                                           'moons_vae.search.storage._sqlite_pragmas': ( 'search_storage.html#_sqlite_pragmas',
                                                                                         'moons_vae/search/storage.py'),
                                           'moons_vae.search.storage.db_lock': ( 'search_storage.html#db_lock',

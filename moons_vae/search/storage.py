@@ -70,6 +70,11 @@ class BudgetReached(RuntimeError):
 
 _LOCK_KEY = 0x6d6f6f6e  # 'moon': first key of the advisory lock, the study id is the second
 
+def _sqlite_file(engine) -> bool:
+    "Whether `engine` is SQLite on a plain file (not in memory, not a `file:` URI)."
+    db = engine.url.database
+    return engine.dialect.name == "sqlite" and bool(db) and db != ":memory:" and not db.startswith("file:")
+
 @contextlib.contextmanager
 def db_lock(engine, key:int):
     "An exclusive lock shared by every process that uses the database behind `engine`; yields whether one was taken."
@@ -79,7 +84,7 @@ def db_lock(engine, key:int):
             conn.execute(text("SELECT pg_advisory_lock(:a, :b)"), {"a": _LOCK_KEY, "b": key})
             try: yield True
             finally: conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": _LOCK_KEY, "b": key})
-    elif dialect == "sqlite" and fcntl is not None and db and db != ":memory:" and not db.startswith("file:"):
+    elif fcntl is not None and _sqlite_file(engine):
         with open(f"{db}.lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try: yield True
@@ -121,8 +126,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
 
 def _fast_sqlite_commits(engine):
     "Every connection of a file-backed SQLite `engine` in WAL mode with synchronous=NORMAL (pooled ones are reopened)."
-    db = engine.url.database
-    if not db or db == ":memory:" or db.startswith("file:"): return   # an in-memory database would not survive the reopening
+    if not _sqlite_file(engine): return   # an in-memory database would not survive the reopening
     sqlalchemy.event.listen(engine, "connect", _sqlite_pragmas)
     engine.dispose()
 
