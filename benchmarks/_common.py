@@ -293,6 +293,18 @@ def render_markdown(r: dict) -> str:
         L += _table(["baseline (s)", "this commit (s)", "baseline / this", "epochs trained", "pruned trials", "same trials in both"],
                     [[se["baseline_seconds"], se["current_seconds"], f"{se['ratio']:.2f}x", se["epochs"], se["pruned"],
                       "**yes**" if se["same_trials"] else "**no**"]])
+    sa = r.get("search_at_once")
+    if sa:
+        L += ["## Several search trials at once", "",
+              f"Command: `{sa.get('command', '')}`, measured {sa.get('date', '?')}: `run_search` ({sa['model']}, {sa['trials']} trials, "
+              f"up to {sa['max_epochs']} epochs each, a fresh SQLite study), one trial at a time (commit {str(sa.get('baseline'))[:10]}) and "
+              f"{sa['trials_at_once']} at once (`trials_at_once`, commit {str(sa.get('commit'))[:10]}), one thread, {sa.get('repeats')} child "
+              "process(es) per version taken in turn; medians. The trials differ (TPE sees finished trials only between batches), "
+              "so the best value found is shown beside the time.", ""]
+        L += _table(["one at a time (s)", f"{sa['trials_at_once']} at once (s)", "ratio", "best val MSE (one at a time → at once)",
+                     "epochs trained (at once)", "pruned trials (at once)"],
+                    [[sa["baseline_seconds"], sa["current_seconds"], f"{sa['ratio']:.2f}x",
+                      f"{_f(sa.get('baseline_best'), 5)} → {_f(sa.get('current_best'), 5)}", sa["epochs"], sa["pruned"]]])
     dk = r.get("dask")
     if dk:
         L += ["## Experiments on a Dask cluster", "",
@@ -303,7 +315,8 @@ def render_markdown(r: dict) -> str:
         L += [f"local / Dask = {dk['ratio_local_to_dask']:.2f}; every run's metrics.json identical: "
               f"**{all(dk['identical_metrics'].values())}**.", ""]
     t = (r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
-         + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])] + (r.get("search") or {}).get("targets", []))
+         + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])] + (r.get("search") or {}).get("targets", [])
+         + (r.get("search_at_once") or {}).get("targets", []))
     if t:
         L += ["## Targets", ""]
         L += _table(["target", "measured", "goal", "status", "margin", "note"],

@@ -155,7 +155,19 @@ def test_search_section_of_the_results_page():
     assert "| 100-trial search, full fidelity, one worker <= 300 s | 450 | 300 | **MISS** |" in md
 
 
+def test_search_at_once_section_of_the_results_page():
+    t = _common.target("100-trial search, full fidelity, one worker, 8 trials at once <= 300 s", 250.0, 300, higher_is_better=False)
+    sa = dict(command="x", date="d", commit="abc", baseline="abc", model="vae", trials=100, max_epochs=1000, repeats=1, trials_at_once=8,
+              baseline_seconds=500.0, current_seconds=250.0, ratio=2.0, epochs=30000, pruned=40, same_trials=False,
+              baseline_best=0.01234, current_best=0.01111, targets=[t])
+    md = _common.render_markdown({"search_at_once": sa})
+    assert "## Several search trials at once" in md and "| 500 | 250 | 2.00x | 0.01234 → 0.01111 | 30000 | 40 |" in md, md
+    assert "| 100-trial search, full fidelity, one worker, 8 trials at once <= 300 s | 250 | 300 | **PASS** |" in md
+
+
 def test_search_benchmark_rejects_bad_counts():
     import search as search_bench
     with pytest.raises(SystemExit):
         search_bench.main(["--baseline", "HEAD", "--trials", "0"])
+    with pytest.raises(SystemExit):                    # nothing to compare with
+        search_bench.main(["--trials", "12"])

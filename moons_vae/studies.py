@@ -27,6 +27,7 @@ SEARCH_OPTIONS = {
     "storage": Option("", str, "'' (SQLite file beside the data) or an SQLAlchemy URL"),
     "sampler_seed": Option(42, int, ">= 0", lambda v: v >= 0, "seed of the TPE sampler"),
     "prune_warmup_epochs": Option(50, int, ">= 0", lambda v: v >= 0, "epochs before the median pruner may stop a trial"),
+    "trials_at_once": Option(1, int, ">= 1", lambda v: v >= 1, "trials asked together and trained at once (vae, cvae); 1: one by one"),
 }
 
 def _split_run_params(rest:dict, options:dict) -> dict:
@@ -40,6 +41,8 @@ def validate_search_params(params:dict) -> tuple[dict, dict, dict]:
     opts, rest = check_options(rest, SEARCH_OPTIONS)
     fixed = _split_run_params(rest, SEARCH_OPTIONS)
     if fixed.get("model", "vae") not in ("vae", "cvae", "contvae"): raise ValueError(f"model={fixed['model']!r} is not one of vae, cvae, contvae")
+    if opts["trials_at_once"] > 1 and fixed.get("model", "vae") == "contvae":
+        raise ValueError(f"trials_at_once={opts['trials_at_once']}: trials train together only for vae and cvae; model='contvae' needs trials_at_once=1")
     check_space(REFERENCE_SPACE, RunConfig.from_dict(fixed).to_dict())
     return fixed, opts, nb_opts
 

@@ -21,26 +21,32 @@ from .processes import exit_with_parent
 from .progress import report
 
 # %% auto #0
-__all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit', 'fit_many',
+__all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'PADDED_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit', 'fit_many',
            'batched_matmul_is_exact', 'fit_many_models', 'fit_many_parallel']
 
 # %% ../nbs/07_vectorized.ipynb #c005
 PER_MEMBER_FIELDS = ("beta", "eps_w", "prior_std", "lr", "min_epochs", "max_epochs", "patience",
                      "lr_patience", "lr_factor", "grad_clip", "seed", "threads")
 SHARED_FIELDS = tuple(n for n in RunConfig.names() if n not in PER_MEMBER_FIELDS)
+PADDED_FIELDS = ("encoder_hidden", "latent_dim", "decoder_hidden")   # may differ with pad=True (same number of layers)
 
-def check_stackable(configs) -> list[RunConfig]:
-    "`configs` as a list, after checking that they are `RunConfig`s that agree on every field in `SHARED_FIELDS`."
+def check_stackable(configs, pad:bool=False) -> list[RunConfig]:
+    "`configs` as a list, after checking that they are `RunConfig`s that agree on every field in `SHARED_FIELDS` (but the widths, with `pad`)."
     configs = list(configs)
     if not configs: raise ValueError("configs is empty; give at least one RunConfig")
     for i, c in enumerate(configs):
         if not isinstance(c, RunConfig): raise TypeError(f"configs[{i}] is a {type(c).__name__}, expected a RunConfig")
     c0 = configs[0]
+    free = PER_MEMBER_FIELDS + (PADDED_FIELDS if pad else ())
     for name in SHARED_FIELDS:
         for i, c in enumerate(configs[1:], 1):
-            if getattr(c, name) != getattr(c0, name):
+            if pad and name in PADDED_FIELDS:
+                a, b = getattr(c0, name), getattr(c, name)
+                if (len(a) if isinstance(a, list) else 1) != (len(b) if isinstance(b, list) else 1):
+                    raise ValueError(f"padded configs must have as many layers: configs[0].{name}={a!r} but configs[{i}].{name}={b!r}")
+            elif getattr(c, name) != getattr(c0, name):
                 raise ValueError(f"configs trained together must share {name}: configs[0].{name}={getattr(c0, name)!r} but "
-                                 f"configs[{i}].{name}={getattr(c, name)!r}; members may differ only in {', '.join(PER_MEMBER_FIELDS)}")
+                                 f"configs[{i}].{name}={getattr(c, name)!r}; members may differ only in {', '.join(free)}")
     return configs
 
 # %% ../nbs/07_vectorized.ipynb #c009
@@ -64,9 +70,13 @@ def _mlp(h, params, layers):
     return h
 
 # %% ../nbs/07_vectorized.ipynb #c011
+def _grid(dests:list):
+    "An index that picks the outer product of per-dimension index lists (numpy's `ix_`)."
+    return tuple(d.view([-1 if a == b else 1 for b in range(len(dests))]) for a, d in enumerate(dests))
+
 class StackedModel:
     "The parameters of K models of one architecture stacked along a new first dimension, and their batched loss."
-    def __init__(self, models:list[VAE]):
+    def __init__(self, models:list[VAE], pad:bool=False):
         m0 = models[0]
         kinds = {"VAE": "vae", "CVAE": "cvae", "ContinuousVAE": "contvae"}
         if type(m0).__name__ not in kinds: raise NotImplementedError(f"cannot stack a {type(m0).__name__}; known: {list(kinds)}")
@@ -76,13 +86,15 @@ class StackedModel:
             raise NotImplementedError("fit_many stacks the continuous model with attr_standardize=False, prior_mean_from='true' and "
                                       f"prior_scale='fixed' only, learned directions, no moon_attribute; got {c.attr_standardize}, {c.prior_mean_from!r}, {c.prior_scale!r}, "
                                       f"{c.moon_attribute}: train it with fit")
-        self.latent, self.lo, self.hi, self.decoder_var = c.latent_dim, c.logvar_min, c.logvar_max, c.decoder_var
+        if pad and self.kind == "contvae": raise NotImplementedError("pad=True pads the VAE and the CVAE; the continuous model's members need one architecture")
+        self.latent = max(m.config.latent_dim for m in models) if pad else c.latent_dim
+        self.lo, self.hi, self.decoder_var = c.logvar_min, c.logvar_max, c.decoder_var
         self.names = [n for n, _ in m0.named_parameters()]
         named = [dict(m.named_parameters()) for m in models]
+        same = (lambda p, q: p.ndim == q.ndim) if pad else (lambda p, q: p.shape == q.shape)
         for i, d in enumerate(named):
-            if list(d) != self.names or any(d[n].shape != named[0][n].shape for n in self.names):
+            if list(d) != self.names or not all(same(d[n], named[0][n]) for n in self.names):
                 raise ValueError(f"models[{i}] does not have the parameters of models[0]")
-        self.params = [torch.stack([d[n].detach() for d in named]).requires_grad_() for n in self.names]
         idx = {n: i for i, n in enumerate(self.names)}
         def layers(prefix):
             pos = sorted({int(n[len(prefix):].split(".")[0]) for n in self.names if n.startswith(prefix)})
@@ -92,12 +104,36 @@ class StackedModel:
         used = {i for wb in self.enc + self.dec for i in wb} | ({self.u_idx, self.xlv_idx} - {None})
         if len(used) != len(self.names):
             raise NotImplementedError(f"cannot stack parameters {sorted(set(self.names) - {self.names[i] for i in used})}")
+        self.dests = [self._dests(m) for m in models] if pad else None
+        self.params = [self._stack([d[n].detach() for d in named], j) for j, n in enumerate(self.names)]
+
+    def _dests(self, model) -> list:
+        "Per parameter and dimension, where the member's indices go in the stack padded to the widest member."
+        L, shift = model.config.latent_dim, self.latent - model.config.latent_dim
+        def after_latent(n):   # the encoder's logvar rows and the decoder's condition columns follow the (padded) latent block
+            i = torch.arange(n); return torch.where(i < L, i, i + shift)
+        out = []
+        for j, p in enumerate(model.parameters()):
+            d = [torch.arange(s) for s in p.shape]
+            if j in self.enc[-1]: d[0] = after_latent(p.shape[0])   # rows: mu, then logvar
+            if j == self.dec[0][0]: d[1] = after_latent(p.shape[1])  # columns: z, then the condition
+            out.append(d)
+        return out
+
+    def _stack(self, tensors:list, j:int):
+        if self.dests is None: return torch.stack(tensors).requires_grad_()
+        shape = [max(int(ds[j][a][-1]) + 1 for ds in self.dests) for a in range(tensors[0].ndim)]
+        out = tensors[0].new_zeros([len(tensors), *shape])     # padded units: zero weights, so zero outputs and zero gradients
+        for k, t in enumerate(tensors): out[k][_grid(self.dests[k][j])] = t
+        return out.requires_grad_()
 
     def __len__(self): return len(self.params[0])
 
-    def state(self, k:int, params=None) -> dict:
-        "Member `k`'s state dict (CPU copies) from the stacked `params` (default: the current ones)."
-        return {n: p[k].detach().clone().cpu() for n, p in zip(self.names, params if params is not None else self.params)}
+    def state(self, k:int, params=None, member:int|None=None) -> dict:
+        "The state dict (CPU copies) in row `k` of the stacked `params` (default: the current ones), of `member` (default k) if padded."
+        P, m = params if params is not None else self.params, k if member is None else member
+        if self.dests is None: return {n: p[k].detach().clone().cpu() for n, p in zip(self.names, P)}
+        return {n: p[k][_grid(self.dests[m][j])].detach().cpu() for j, (n, p) in enumerate(zip(self.names, P))}
 
     def loss(self, xin, t, noise, eps_w, beta, plv=None, plv_exp=None):
         "Per-member (total, recon, kl), each (K,), for inputs `xin` (K, B, 2; with the label as a third column for cvae)."
@@ -244,14 +280,15 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
              callback=None, # called as callback(i, row) after each epoch of member i; a true result stops that member
              on_diverge:str="raise", # 'raise': a non-finite loss raises TrainingDiverged; 'stop': only that member stops
              fast:bool|None=None, # the hand-written step (`StackedModel.loss_and_grad`): None where the kind has one, False: autograd
+             pad:bool=False, # members may differ in widths (VAE, CVAE): each is zero-padded to the widest
             ) -> list[MemberFit]:
     "Train one model per config at once; member i's history and best state are those `fit` gives for configs[i]."
-    configs = check_stackable(configs)
+    configs = check_stackable(configs, pad)
     if on_diverge not in ("raise", "stop"): raise ValueError(f"on_diverge={on_diverge!r} is not one of ('raise', 'stop')")
     c0, K = configs[0], len(configs)
     dev = resolve_device(c0.device)
     if dev.type not in ("cpu", "cuda"): raise NotImplementedError(f"fit_many needs torch's fused Adam (cpu or cuda), not device {dev.type!r}")
-    S = StackedModel([make_model(c) for c in configs])
+    S = StackedModel([make_model(c) for c in configs], pad)
     P = S.params
     fast = S.kind != "contvae" if fast is None else fast
     if fast and S.kind == "contvae": raise ValueError("fast=True: the continuous model has no hand-written step (autograd only)")
@@ -262,8 +299,9 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     tin = torch.cat([train["x"], train["y"]], -1) if kind == "cvae" else train["x"]
     vin = torch.cat([val["x"], val["y"]], -1) if kind == "cvae" else val["x"]
     gens = [torch.Generator(device=dev).manual_seed(c.seed) for c in configs]
-    val_noise = torch.stack([torch.randn(len(vin), L, generator=torch.Generator(device=dev).manual_seed(c.seed + 1), device=dev)
-                             for c in configs])
+    lat = [c.latent_dim for c in configs]      # a padded member's noise is 0 beyond its own latent size, so its z stays 0 there
+    val_noise = torch.stack([torch.nn.functional.pad(torch.randn(len(vin), c.latent_dim, device=dev,
+                             generator=torch.Generator(device=dev).manual_seed(c.seed + 1)), (0, L - c.latent_dim)) for c in configs])
     mt = _member_tensors(configs, dev)
     for p in P: p.grad = torch.zeros_like(p)     # persistent: backward accumulates into them, the views below stay valid
     G = [p.grad for p in P]
@@ -277,7 +315,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     def buffers():
         k = len(act)
         return (vin.expand(k, *vin.shape).contiguous(), val["t"].expand(k, *val["t"].shape).contiguous(),
-                torch.empty(k, n, dtype=torch.long, device=dev), [torch.empty(k, b, L, device=dev) for b in sizes])
+                torch.empty(k, n, dtype=torch.long, device=dev), [torch.zeros(k, b, L, device=dev) for b in sizes])
     vin_k, vt_k, perm, noise_bufs = buffers()
     groups, groups_key = None, None
     bar = tqdm(range(1, max(c.max_epochs for c in configs) + 1), disable=not progress, desc=f"fit_many {kind} x{K}",
@@ -287,7 +325,9 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
         t0, k = time.perf_counter(), len(act)
         for r, i in enumerate(act):              # member i's draws, in fit's order: permutation, then each step's noise
             torch.randperm(n, generator=gens[i], device=dev, out=perm[r])
-            for buf in noise_bufs: torch.randn(buf.shape[1:], generator=gens[i], device=dev, out=buf[r])
+            for buf in noise_bufs:
+                if lat[i] == L: torch.randn(buf.shape[1:], generator=gens[i], device=dev, out=buf[r])
+                else: buf[r, :, :lat[i]] = torch.randn(buf.shape[1], lat[i], generator=gens[i], device=dev)
         X = tin[perm]
         T = train["t"][perm] if kind == "contvae" else None
         key = tuple(scheds[i].lr for i in act)
@@ -336,7 +376,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
                 for bp, p in zip(best_P, P): bp.index_copy_(0, ix, p.index_select(0, ix))
         if done:
             for r, i, why, err in done:
-                results[i] = MemberFit(configs[i], S.state(r, best_P) if histories[i] else None, histories[i], why, err)
+                results[i] = MemberFit(configs[i], S.state(r, best_P, i) if histories[i] else None, histories[i], why, err)
             gone = {r for r, *_ in done}
             keep = [r for r in range(k) if r not in gone]
             if not keep: break

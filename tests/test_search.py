@@ -92,6 +92,18 @@ def test_resume_after_interrupt_completes_exactly_n_trials(tmp_path):
     assert len(again.trials) == 7
 
 
+def test_resume_after_interrupt_with_trials_at_once(tmp_path):
+    db = tmp_path / "resume.db"
+    def ctrl_c(trial, cfg, model):
+        if trial.number == 3: raise KeyboardInterrupt      # while asking the second batch: trials 2 and 3 are asked, none trained
+    with pytest.raises(KeyboardInterrupt):
+        run_search("resume", db, "cvae", 7, SMALL, progress=False, objective_hook=ctrl_c, trials_at_once=2)
+    interrupted = optuna.load_study(study_name="resume", storage=storage_url(db, "resume"))
+    assert _numbers_and_states(interrupted) == ([0, 1, 2, 3], ["COMPLETE"] * 2 + ["FAIL"] * 2)
+    study = run_search("resume", db, "cvae", 7, SMALL, progress=False, trials_at_once=2)
+    assert _numbers_and_states(study) == (list(range(7)), ["COMPLETE"] * 2 + ["FAIL"] * 2 + ["COMPLETE"] * 3)
+
+
 # ---------------------------------------------------------------------------------------------- worker processes
 WORKER = r"""
 import json, os, pathlib, sys, time

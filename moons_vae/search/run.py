@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import socket
+import time
 import warnings
 
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from ..data import load_moons, MoonsData
 from ..options import is_int
@@ -21,9 +24,10 @@ from .space import REFERENCE_SPACE, MODEL_KINDS, check_space
 from .storage import BudgetReached, mask_url, open_storage, storage_url, _check_study_name
 from .sampler import TrialSeededTPE, CachedMedianPruner
 from ..train import RunConfig, make_model, fit, TrainingDiverged
+from ..vectorized import fit_many, SHARED_FIELDS, PADDED_FIELDS
 
 # %% auto #0
-__all__ = ['DEFINITION_ATTR', 'OBJECTIVE', 'val_mse', 'make_objective', 'run_search']
+__all__ = ['DEFINITION_ATTR', 'OBJECTIVE', 'val_mse', 'make_objective', 'train_together', 'run_search']
 
 # %% ../../nbs/08d_search_run.ipynb #c005
 @functools.lru_cache(maxsize=8)
@@ -72,6 +76,70 @@ def make_objective(fixed:dict, # RunConfig values that every trial uses
         return val_mse(model, data)
     return objective
 
+# %% ../../nbs/08d_search_run.ipynb #c051
+def _heartbeats(storage, trials:list, interval:float):
+    "A function that records a heartbeat of every trial in `trials`, at most every `interval` seconds."
+    last = [-math.inf]
+    def beat():
+        if time.monotonic() - last[0] >= interval:
+            for t in trials: storage.record_heartbeat(t._trial_id)
+            last[0] = time.monotonic()
+    return beat
+
+def _group_key(cfg:RunConfig) -> tuple:
+    return tuple(getattr(cfg, f) for f in SHARED_FIELDS if f not in PADDED_FIELDS)
+
+def train_together(study:optuna.Study, # the study the trials belong to
+                   asked:list, # [(trial, its RunConfig)], as asked
+                   beat=lambda: None, # called every epoch (a heartbeat)
+                  ) -> None:
+    "Train the `asked` trials with padded `fit_many` (a group per batch size and data set), telling the study each result."
+    groups = {}
+    for t, c in asked: groups.setdefault(_group_key(c), []).append((t, c))
+    for members in groups.values():
+        trials, configs = zip(*members)
+        data = _data(configs[0].n_samples, configs[0].noise, configs[0].data_seed)
+        dims = data.tensors("val")["x"].shape[1]
+        def prune(i, row):
+            beat()
+            value = row["val_recon"] / dims
+            trials[i].report(value, row["epoch"])
+            if not trials[i].should_prune(): return False
+            trials[i].set_user_attr("epochs", row["epoch"])
+            return True
+        for t, r in zip(trials, fit_many(list(configs), data, progress=False, callback=prune, on_diverge="stop", pad=True)):
+            if r.stop == "callback": study.tell(t, state=TrialState.PRUNED); continue
+            if r.stop == "diverged":
+                t.set_user_attr("fail_reason", f"TrainingDiverged: {r.error}")
+                study.tell(t, state=TrialState.FAIL); continue
+            t.set_user_attr("epochs", len(r.history))
+            t.set_user_attr("best_epoch", min(r.history, key=lambda h: h["val_loss"])["epoch"])
+            study.tell(t, val_mse(r.model(), data))
+
+def _run_batches(study, storage, fixed, space, n_trials, k, heartbeat_interval, objective_hook):
+    "Ask up to `k` trials, train them together, repeat until the study holds `n_trials` trials."
+    while (room := n_trials - len(study.get_trials(deepcopy=False))) > 0:
+        asked = []
+        try:
+            for _ in range(min(k, room)):
+                try: trial = study.ask()
+                except BudgetReached: break         # another worker took the last trials
+                asked.append((trial, None))
+                cfg = RunConfig.from_dict({**fixed, **{n: _suggest(trial, n, s) for n, s in space.items()}})
+                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                if objective_hook is not None: objective_hook(trial, cfg, None)   # no model of its own: fit_many builds them
+                asked[-1] = (trial, cfg)
+            if not asked: return
+            beat = _heartbeats(storage, [t for t, _ in asked], heartbeat_interval)
+            beat()
+            train_together(study, asked, beat)
+        except BaseException:              # as study.optimize does: an interrupted trial is FAIL, not left RUNNING
+            for t, _ in asked:
+                if storage.get_trial(t._trial_id).state == TrialState.RUNNING: study.tell(t, state=TrialState.FAIL)
+            raise
+        _report_trials(n_trials)(study, None)
+
+
 # %% ../../nbs/08d_search_run.ipynb #c008
 DEFINITION_ATTR = "moons_vae.search"
 OBJECTIVE = "val MSE per coordinate of the deterministic reconstruction, best state restored"
@@ -115,14 +183,18 @@ def run_search(study_name:str, # name of the study in the storage
                prune_warmup_epochs:int=50, # MedianPruner: no pruning before this epoch
                heartbeat_interval:int=10, # seconds between heartbeats of a running trial
                grace_period:int=30, # seconds without a heartbeat before a RUNNING trial is failed
+               trials_at_once:int=1, # trials asked together and trained at once by `train_together` (VAE, CVAE); 1: one by one
                objective_hook=None, # hook(trial, cfg, model) before training; for tests
               ) -> optuna.Study:
     "Run one worker of the search `study_name` until the study holds `n_trials` trials; returns the study."
     _check_study_name(study_name)
     if model not in MODEL_KINDS: raise ValueError(f"model={model!r} must be one of {', '.join(MODEL_KINDS)}")
     for k, v, lo in (("n_trials", n_trials, 1), ("seed", seed, 0), ("n_startup_trials", n_startup_trials, 0),
-                     ("prune_startup_trials", prune_startup_trials, 0), ("prune_warmup_epochs", prune_warmup_epochs, 0)):
+                     ("prune_startup_trials", prune_startup_trials, 0), ("prune_warmup_epochs", prune_warmup_epochs, 0),
+                     ("trials_at_once", trials_at_once, 1)):
         if not is_int(v) or v < lo: raise ValueError(f"{k}={v!r} must be an int >= {lo}")
+    if trials_at_once > 1 and model == "contvae":
+        raise ValueError(f"trials_at_once={trials_at_once}: trials train together only for vae and cvae; model='contvae' needs trials_at_once=1")
     base = dict(base_params or {})
     if base.get("model", model) != model:
         raise ValueError(f"base_params has model={base['model']!r} but model={model!r}; give the model kind once")
@@ -130,7 +202,7 @@ def run_search(study_name:str, # name of the study in the storage
     space = check_space(REFERENCE_SPACE if space is None else space, base_cfg.to_dict())
     fixed = {k: v for k, v in base_cfg.to_dict().items() if k not in space}
     definition = dict(model=model, fixed=fixed, space=space, objective=OBJECTIVE,
-                      sampler=dict(kind="TrialSeededTPE", seed=seed, n_startup_trials=n_startup_trials),
+                      sampler=dict(kind="TrialSeededTPE", seed=seed, n_startup_trials=n_startup_trials, trials_at_once=trials_at_once),
                       pruner=dict(kind="MedianPruner", n_startup_trials=prune_startup_trials, n_warmup_steps=prune_warmup_epochs))
 
     url = storage_url(storage, study_name)
@@ -148,7 +220,9 @@ def run_search(study_name:str, # name of the study in the storage
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
             remaining = n_trials - len(study.get_trials(deepcopy=False))
-            if remaining > 0:
+            if remaining > 0 and trials_at_once > 1:
+                _run_batches(study, store, fixed, space, n_trials, trials_at_once, heartbeat_interval, objective_hook)
+            elif remaining > 0:
                 try:
                     study.optimize(make_objective(fixed, space, objective_hook), n_trials=remaining, catch=(TrainingDiverged,),
                                    callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=None), _report_trials(n_trials)])

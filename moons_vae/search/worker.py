@@ -47,6 +47,7 @@ def search_parser(prog:str="moons-vae search") -> argparse.ArgumentParser:
     p.add_argument("--space", help="YAML/JSON file of the search space (default: the reference space)")
     p.add_argument("--seed", type=int, default=42, help="sampler seed (default 42)")
     p.add_argument("--prune-warmup", type=int, default=50, help="no pruning before this epoch (default 50)")
+    p.add_argument("--trials-at-once", type=int, default=1, help="trials asked together and trained at once (vae, cvae; default 1: one by one)")
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between heartbeats (default 10)")
     p.add_argument("--grace", type=int, default=30, help="seconds without heartbeat before a trial is failed (default 30)")
     p.add_argument("--quiet", action="store_true", help="no per-trial log lines")
@@ -65,7 +66,8 @@ def search_worker(argv:list[str]|None=None) -> int:
         model = args.model or base.get("model")
         if model is None: raise ValueError("give --model, or a --params file that sets model")
         study = run_search(args.study, args.storage, model, args.n_trials, base, space, args.seed, not args.quiet,
-                           prune_warmup_epochs=args.prune_warmup, heartbeat_interval=args.heartbeat, grace_period=args.grace)
+                           prune_warmup_epochs=args.prune_warmup, heartbeat_interval=args.heartbeat, grace_period=args.grace,
+                           trials_at_once=args.trials_at_once)
     except (ValueError, SearchStorageError) as e:
         print(f"{search_parser().prog}: error: {e}", file=sys.stderr)
         return 2
