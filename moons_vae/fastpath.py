@@ -64,9 +64,12 @@ def _mlp_backward(layers, inputs, d, grads, need_input:bool=True):
     "Backward of `_mlp_forward` from the output gradient `d`; writes weight and bias gradients; returns d(input)."
     for i in range(len(layers) - 1, -1, -1):
         lin, a = layers[i], inputs[i]
-        torch.mm(d.t(), a, out=grads[lin.weight]); torch.sum(d, 0, out=grads[lin.bias])
+        thin = lin.in_features < lin.out_features      # thin to wide (the 8 -> 2 x latent head): the transposed products
+        if thin: grads[lin.weight].copy_(torch.mm(a.t(), d).t())   # run ~4x faster (a narrow output is slow in the BLAS)
+        else: torch.mm(d.t(), a, out=grads[lin.weight])
+        torch.sum(d, 0, out=grads[lin.bias])
         if i == 0 and not need_input: return None
-        d = torch.mm(d, lin.weight)
+        d = torch.mm(lin.weight.t(), d.t()).t() if thin else torch.mm(d, lin.weight)
         if i > 0: d = torch.ops.aten.threshold_backward(d, a, 0)   # ReLU: a is the ReLU's output
     return d
 

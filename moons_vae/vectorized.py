@@ -176,9 +176,12 @@ class StackedModel:
         def backward(layers, idx, inputs, d, need_input=True):
             for i in range(len(layers) - 1, -1, -1):
                 (W, _), (wi, bi), a = layers[i], idx[i], inputs[i]
-                torch.bmm(d.transpose(1, 2), a, out=grads[wi]); torch.sum(d, 1, out=grads[bi])
+                thin = W.shape[2] < W.shape[1]         # thin to wide: the transposed products are faster (see 26_fastpath)
+                if thin: grads[wi].copy_(torch.bmm(a.transpose(1, 2), d).transpose(1, 2))
+                else: torch.bmm(d.transpose(1, 2), a, out=grads[wi])
+                torch.sum(d, 1, out=grads[bi])
                 if i == 0 and not need_input: return None
-                d = torch.bmm(d, W)
+                d = torch.bmm(W.transpose(1, 2), d.transpose(1, 2)).transpose(1, 2) if thin else torch.bmm(d, W)
                 if i > 0: d = torch.ops.aten.threshold_backward(d, a, 0)
             return d
         h, enc_in = forward(enc, xin)
