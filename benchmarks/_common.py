@@ -305,6 +305,14 @@ def render_markdown(r: dict) -> str:
                      "epochs trained (at once)", "pruned trials (at once)"],
                     [[sa["baseline_seconds"], sa["current_seconds"], f"{sa['ratio']:.2f}x",
                       f"{_f(sa.get('baseline_best'), 5)} → {_f(sa.get('current_best'), 5)}", sa["epochs"], sa["pruned"]]])
+    cb = r.get("cold_book")
+    if cb:
+        L += ["## The full cold book", "",
+              f"Command: `{cb.get('command', '')}`, recorded {cb.get('date', '?')}: `bash tasks.sh report` in a fresh clone of commit "
+              f"{str(cb.get('commit'))[:10]} (the environment installed, every experiment run at full fidelity, every page executed, the "
+              f"site compiled): **{cb['seconds'] / 60:.1f} min**, {cb['experiments_ran']} experiments, exit code {cb['rc']}. The slowest "
+              "experiments (wall seconds, from `_book/runs/status.json`; two run at a time):", ""]
+        L += _table(["experiment", "wall time (s)"], [[k, round(s)] for k, s in cb.get("slowest", [])])
     dk = r.get("dask")
     if dk:
         L += ["## Experiments on a Dask cluster", "",
@@ -316,7 +324,7 @@ def render_markdown(r: dict) -> str:
               f"**{all(dk['identical_metrics'].values())}**.", ""]
     t = (r.get("targets", []) + [x for p in (r.get("pipeline") or {}).values() for x in p.get("targets", [])]
          + [x for b in (r.get("rebuild") or {}).values() for x in b.get("targets", [])] + (r.get("search") or {}).get("targets", [])
-         + (r.get("search_at_once") or {}).get("targets", []))
+         + (r.get("search_at_once") or {}).get("targets", []) + (r.get("cold_book") or {}).get("targets", []))
     if t:
         L += ["## Targets", ""]
         L += _table(["target", "measured", "goal", "status", "margin", "note"],

@@ -171,3 +171,22 @@ def test_search_benchmark_rejects_bad_counts():
         search_bench.main(["--baseline", "HEAD", "--trials", "0"])
     with pytest.raises(SystemExit):                    # nothing to compare with
         search_bench.main(["--trials", "12"])
+
+
+def test_cold_book_reads_bash_time_and_ranks_experiments(tmp_path):
+    import cold_book
+    assert cold_book.bash_time_seconds("book built: x\n\nreal\t52m3.250s\nuser\t90m1.0s\nsys\t1m0.1s\n") == 52 * 60 + 3.25
+    assert cold_book.bash_time_seconds("real\t0m9.5s\n") == 9.5 and cold_book.bash_time_seconds("no timing here") is None
+    status = {"a": {"status": "ran", "seconds": 5.0}, "b": {"status": "cached", "seconds": 0.1}, "c": {"status": "ran", "seconds": 50.0},
+              "d": {"status": "failed", "seconds": 99.0}}
+    assert cold_book.slowest(status) == [("c", 50.0), ("a", 5.0)]
+    with pytest.raises(SystemExit):                    # nothing to record
+        cold_book.record(tmp_path)
+
+
+def test_cold_book_section_of_the_results_page():
+    t = _common.target("full cold book (bash tasks.sh report, fresh clone) <= 15 min", 52.1, 15, higher_is_better=False)
+    cb = dict(command="x", date="d", commit="abcdef0123", seconds=3126.0, rc=0, experiments_ran=72, slowest=[["search_vae", 574.2]], targets=[t])
+    md = _common.render_markdown({"cold_book": cb})
+    assert "## The full cold book" in md and "**52.1 min**, 72 experiments" in md and "| search_vae | 574 |" in md, md
+    assert "| full cold book (bash tasks.sh report, fresh clone) <= 15 min | 52.1 | 15 | **MISS** |" in md
