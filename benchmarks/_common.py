@@ -223,6 +223,13 @@ def render_markdown(r: dict) -> str:
             if cr:
                 L += ["Ratios of the CPU time of this process (one thread: close to what each call would take without "
                       "other jobs on the machine): " + ", ".join(f"{k} = {_f(v)}" for k, v in cr.items() if v is not None), ""]
+            prof = c.get("profile")
+            if prof:
+                who = {"c": "(c) fit", "d16": "(d) fit_many, K = 16"}
+                kinds = list(next(iter(prof.values())))
+                L += ["Where the time goes (torch.profiler, shares of the self CPU time of one call; the profiler's own per-op cost "
+                      "inflates the rest a little):", ""]
+                L += _table(["call"] + kinds, [[who.get(k, k)] + [f"{sh.get(n, 0):.0%}" for n in kinds] for k, sh in prof.items()])
     sw = r.get("sweep")
     if sw:
         L += ["## 64-configuration β × eps_w sweep", ""]

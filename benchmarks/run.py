@@ -331,6 +331,22 @@ def measure(prepares: dict, repeats: int, warmup_epochs: int = 3, log=print) -> 
     return {k: (times[k], last[k], cpu[k]) for k in keys}
 
 
+OP_KINDS = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"), "normal draws": ("aten::normal_",),
+            "Adam": ("aten::_fused_adam_",)}
+
+
+def op_shares(go) -> dict:
+    "Shares of the self CPU time of one call of `go` (torch.profiler) by kind of op: what a faster loop could and could not remove."
+    from torch.profiler import ProfilerActivity, profile
+    go()                                              # warm
+    with profile(activities=[ProfilerActivity.CPU]) as prof: go()
+    ev = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ev) or 1.0
+    out = {k: sum(e.self_cpu_time_total for e in ev if e.key in names) / total for k, names in OP_KINDS.items()}
+    out["rest (elementwise, indexing, dispatch)"] = 1 - sum(out.values())
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def paired_ratio(num: list[float], den: list[float], work_num: float, work_den: float) -> float:
     "Median over repeats of the rate ratio within each repeat (contenders of one repeat ran seconds apart)."
     return statistics.median((work_num / tn) / (work_den / td) for tn, td in zip(num, den))
@@ -440,6 +456,9 @@ def main(argv=None) -> int:
             else:
                 vec = {"available": False, "reason": vec_reason}
             c_res["vectorized"] = vec
+            c_res["profile"] = {"c": op_shares(prepare_c(cfg, data, max(5, a.epochs // 4)))}
+            if fit_many is not None and 16 in a.K: c_res["profile"]["d16"] = op_shares(prepare_d(cfg, data, max(5, a.epochs // 4), 16, fit_many))
+            log("  profile (self CPU shares): " + "; ".join(f"{k}: " + ", ".join(f"{n} {v:.0%}" for n, v in sh.items()) for k, sh in c_res["profile"].items()))
             results["configs"][name] = c_res
             log("  " + ", ".join(f"{k}: {v['rate']:.1f} epochs/s" for k, v in c_res["contenders"].items())
                 + " | " + ", ".join(f"{k} = {v:.2f}" for k, v in c_res["ratios"].items() if v is not None))
@@ -535,14 +554,20 @@ def make_targets(r: dict) -> list[dict]:
         rt, cr = c["ratios"], c.get("cpu_ratios", {})
         cpu_note = lambda k: f"; by CPU time {cr[k]:.2f}" if cr.get(k) is not None else ""
         frac = (c["contenders"].get("c") or {}).get("ceiling_fraction")
-        cause = (f"; what limits it: fit runs at {frac:.0%} of the FLOP ceiling; on the fast path the matrix products, the normal "
-                 "draws and the elementwise work of the (256, 128) tensors take most of a step (benchmarks/profile_fit.py)") if frac is not None else ""
+        prof = c.get("profile", {})
+        shares = lambda k: ", ".join(f"{n} {v:.0%}" for n, v in prof[k].items())
+        cause = (f"; what limits it: fit runs at {frac:.0%} of the FLOP ceiling" if frac is not None else "") + (
+                 f"; torch.profiler's self CPU time of fit: {shares('c')}" if "c" in prof else "")
         goal = {"tuned": 9, "small": 12}.get(name, 9)     # the training-speed issue's targets (about half the FLOP ceiling on tuned)
         t.append(target(f"c/a >= {goal} ({name})", rt.get("c/a"), goal, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a")
                         + (f"; the fast path gives c/e = {rt['c/e']:.2f} over autograd's fit" if rt.get("c/e") else ""), cause=cause))
         if name == "tuned":
-            t.append(target("d/c >= 2.5 (tuned, K=16)", rt.get("d/c (K=16)"), 2.5, note="fit_many per model-epoch vs fit (on its fast path), one thread",
-                            cause="; what limits it: fit_many still takes autograd's step (stacked parameters, batched products), while fit has the hand-written one"))
+            mm = prof.get("c", {}).get("matrix products")
+            cause_d = (f"; what limits it: stacking leaves the FLOPs of the matrix products as they are, and they are {mm:.0%} of fit's time "
+                       f"(torch.profiler), so even removing all the rest would give at most {1 / mm:.2f}x"
+                       + (f"; in fit_many (K=16) they are {prof['d16']['matrix products']:.0%} of the time" if "d16" in prof else "")) if mm else ""
+            t.append(target("d/c >= 2.5 (tuned, K=16)", rt.get("d/c (K=16)"), 2.5, note="fit_many per model-epoch vs fit (both on the hand-written step), one thread",
+                            cause=cause_d))
         t.append(target(f"c/b >= 2 ({name})", rt.get("c/b"), 2, note="fit vs plain DataLoader loop, one thread" + cpu_note("c/b")))
     sw = r.get("sweep")
     if sw is not None:
