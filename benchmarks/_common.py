@@ -317,7 +317,8 @@ def render_markdown(r: dict) -> str:
         L += ["## The full cold book", "",
               f"Command: `{cb.get('command', '')}`, recorded {cb.get('date', '?')}: `bash tasks.sh report` in a fresh clone of commit "
               f"{str(cb.get('commit'))[:10]} (the environment installed, every experiment run at full fidelity, every page executed, the "
-              f"site compiled): **{cb['seconds'] / 60:.1f} min**, {cb['experiments_ran']} experiments, exit code {cb['rc']}. The slowest "
+              f"site compiled): **{cb['seconds'] / 60:.1f} min**, {cb['experiments_ran']} experiments, exit code {cb['rc']}"
+              + ("" if cb["rc"] == 0 else " (it did not finish: the time is a lower bound of a whole build)") + ". The slowest "
               "experiments (wall seconds, from `_book/runs/status.json`; two run at a time):", ""]
         L += _table(["experiment", "wall time (s)"], [[k, round(s)] for k, s in cb.get("slowest", [])])
     dk = r.get("dask")

@@ -87,7 +87,8 @@ def entry_for(dest: Path, rec: dict, command: str) -> dict:
                 slowest=top, experiment_seconds={k: v.get("seconds") for k, v in status.items()},
                 targets=[target(f"full cold book (bash tasks.sh report, fresh clone) <= {GOAL_MINUTES} min", round(minutes, 1),
                                 GOAL_MINUTES, higher_is_better=False,
-                                note=f"commit {commit[:10]}, {len(ran)} experiments" + ("" if rec["rc"] == 0 else f", exit code {rec['rc']}"),
+                                note=f"commit {commit[:10]}, {len(ran)} experiments" + ("" if rec["rc"] == 0 else
+                                     f", exit code {rec['rc']}: not finished, so a lower bound"),
                                 cause=cause)])
 
 
