@@ -562,9 +562,10 @@ def make_targets(r: dict) -> list[dict]:
         t.append(target(f"c/a >= {goal} ({name})", rt.get("c/a"), goal, note="fit vs reference-style Lightning, one thread" + cpu_note("c/a")
                         + (f"; the fast path gives c/e = {rt['c/e']:.2f} over autograd's fit" if rt.get("c/e") else ""), cause=cause))
         if name == "tuned":
-            mm = prof.get("c", {}).get("matrix products")
-            cause_d = (f"; what limits it: stacking leaves the FLOPs of the matrix products as they are, and they are {mm:.0%} of fit's time "
-                       f"(torch.profiler), so even removing all the rest would give at most {1 / mm:.2f}x"
+            mm, nd = prof.get("c", {}).get("matrix products"), prof.get("c", {}).get("normal draws", 0.0)
+            cause_d = (f"; what limits it: stacking leaves each member's matrix-product FLOPs and its own normal draws (its own generator, "
+                       f"as in fit) as they are, and they are {mm:.0%} + {nd:.0%} of fit's time (torch.profiler), so even a stack with no "
+                       f"other cost would give at most {1 / (mm + nd):.2f}x"
                        + (f"; in fit_many (K=16) they are {prof['d16']['matrix products']:.0%} of the time" if "d16" in prof else "")) if mm else ""
             t.append(target("d/c >= 2.5 (tuned, K=16)", rt.get("d/c (K=16)"), 2.5, note="fit_many per model-epoch vs fit (both on the hand-written step), one thread",
                             cause=cause_d))
