@@ -218,6 +218,7 @@ def run_search(study_name:str, # name of the study in the storage
         store.caps[store.get_study_id_from_name(study_name)] = n_trials
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")  # ask/tell beats by hand
             optuna.storages.fail_stale_trials(study)
             remaining = n_trials - len(study.get_trials(deepcopy=False))
             if remaining > 0 and trials_at_once > 1:
