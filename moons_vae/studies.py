@@ -12,7 +12,7 @@ from pathlib import Path
 from .train import RunConfig
 from .experiment import NOTEBOOK_OPTIONS
 from .options import Option, check_options, list_of, reject_unknown
-from .search.space import REFERENCE_SPACE, check_space
+from .search.space import REFERENCE_SPACE, check_space, check_trials_at_once
 
 # %% auto #0
 __all__ = ['SEARCH_OPTIONS', 'ARCH_DIMS', 'SWEEP_OPTIONS', 'SCALAR_METRICS', 'validate_search_params', 'study_name',
@@ -41,8 +41,7 @@ def validate_search_params(params:dict) -> tuple[dict, dict, dict]:
     opts, rest = check_options(rest, SEARCH_OPTIONS)
     fixed = _split_run_params(rest, SEARCH_OPTIONS)
     if fixed.get("model", "vae") not in ("vae", "cvae", "contvae"): raise ValueError(f"model={fixed['model']!r} is not one of vae, cvae, contvae")
-    if opts["trials_at_once"] > 1 and fixed.get("model", "vae") == "contvae":
-        raise ValueError(f"trials_at_once={opts['trials_at_once']}: trials train together only for vae and cvae; model='contvae' needs trials_at_once=1")
+    check_trials_at_once(opts["trials_at_once"], fixed.get("model", "vae"))
     check_space(REFERENCE_SPACE, RunConfig.from_dict(fixed).to_dict())
     return fixed, opts, nb_opts
 

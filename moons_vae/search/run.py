@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from ..data import load_moons, MoonsData
 from ..options import is_int
 from ..progress import report
-from .space import REFERENCE_SPACE, MODEL_KINDS, check_space
+from .space import REFERENCE_SPACE, MODEL_KINDS, check_space, check_trials_at_once
 from .storage import BudgetReached, mask_url, open_storage, storage_url, _check_study_name
 from .sampler import TrialSeededTPE, CachedMedianPruner
 from ..train import RunConfig, make_model, fit, TrainingDiverged
@@ -49,30 +49,42 @@ def _suggest(trial, name, spec):
     f = trial.suggest_int if spec["type"] == "int" else trial.suggest_float
     return f(name, spec["low"], spec["high"], step=spec.get("step", 1 if spec["type"] == "int" else None), log=spec["log"])
 
+def _sample(trial, fixed:dict, space:dict) -> RunConfig:
+    "The trial's configuration (the fixed values and the sampled ones); records which worker runs it."
+    cfg = RunConfig.from_dict({**fixed, **{n: _suggest(trial, n, s) for n, s in space.items()}})
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    return cfg
+
+def _report(trial, row:dict, dims:int) -> bool:
+    "Report an epoch's val MSE; whether the pruner stops the trial there (pruned trials count their epochs too)."
+    trial.report(row["val_recon"] / dims, row["epoch"])
+    if not trial.should_prune(): return False
+    trial.set_user_attr("epochs", row["epoch"])
+    return True
+
+def _record_fit(trial, history:list):
+    trial.set_user_attr("epochs", len(history))
+    trial.set_user_attr("best_epoch", min(history, key=lambda r: r["val_loss"])["epoch"])
+
 def make_objective(fixed:dict, # RunConfig values that every trial uses
                    space:dict, # a checked space (`check_space`)
                    objective_hook=None, # called as hook(trial, cfg, model) before training (tests inject faults with it)
                   ):
     "The Optuna objective: train the sampled configuration, return its validation MSE."
     def objective(trial:optuna.Trial) -> float:
-        cfg = RunConfig.from_dict({**fixed, **{n: _suggest(trial, n, s) for n, s in space.items()}})
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        cfg = _sample(trial, fixed, space)
         data = _data(cfg.n_samples, cfg.noise, cfg.data_seed)
         model = make_model(cfg)
         if objective_hook is not None: objective_hook(trial, cfg, model)
         dims = model.config.input_dim
         def report(row):
-            value = row["val_recon"] / dims
-            trial.report(value, row["epoch"])
-            if trial.should_prune():
-                trial.set_user_attr("epochs", row["epoch"])   # pruned trials count their epochs too
-                raise optuna.TrialPruned(f"val MSE {value:.4g} at epoch {row['epoch']} is above the median of earlier trials")
+            if _report(trial, row, dims):
+                raise optuna.TrialPruned(f"val MSE {row['val_recon'] / dims:.4g} at epoch {row['epoch']} is above the median of earlier trials")
         try: history = fit(model, data, cfg, progress=False, callback=report)
         except TrainingDiverged as e:
             trial.set_user_attr("fail_reason", f"TrainingDiverged: {e}")
             raise
-        trial.set_user_attr("epochs", len(history))
-        trial.set_user_attr("best_epoch", min(history, key=lambda r: r["val_loss"])["epoch"])
+        _record_fit(trial, history)
         return val_mse(model, data)
     return objective
 
@@ -102,18 +114,13 @@ def train_together(study:optuna.Study, # the study the trials belong to
         dims = data.tensors("val")["x"].shape[1]
         def prune(i, row):
             beat()
-            value = row["val_recon"] / dims
-            trials[i].report(value, row["epoch"])
-            if not trials[i].should_prune(): return False
-            trials[i].set_user_attr("epochs", row["epoch"])
-            return True
+            return _report(trials[i], row, dims)
         for t, r in zip(trials, fit_many(list(configs), data, progress=False, callback=prune, on_diverge="stop", pad=True)):
             if r.stop == "callback": study.tell(t, state=TrialState.PRUNED); continue
             if r.stop == "diverged":
                 t.set_user_attr("fail_reason", f"TrainingDiverged: {r.error}")
                 study.tell(t, state=TrialState.FAIL); continue
-            t.set_user_attr("epochs", len(r.history))
-            t.set_user_attr("best_epoch", min(r.history, key=lambda h: h["val_loss"])["epoch"])
+            _record_fit(t, r.history)
             study.tell(t, val_mse(r.model(), data))
 
 def _run_batches(study, storage, fixed, space, n_trials, k, heartbeat_interval, objective_hook):
@@ -125,8 +132,7 @@ def _run_batches(study, storage, fixed, space, n_trials, k, heartbeat_interval, 
                 try: trial = study.ask()
                 except BudgetReached: break         # another worker took the last trials
                 asked.append((trial, None))
-                cfg = RunConfig.from_dict({**fixed, **{n: _suggest(trial, n, s) for n, s in space.items()}})
-                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                cfg = _sample(trial, fixed, space)
                 if objective_hook is not None: objective_hook(trial, cfg, None)   # no model of its own: fit_many builds them
                 asked[-1] = (trial, cfg)
             if not asked: return
@@ -193,8 +199,7 @@ def run_search(study_name:str, # name of the study in the storage
                      ("prune_startup_trials", prune_startup_trials, 0), ("prune_warmup_epochs", prune_warmup_epochs, 0),
                      ("trials_at_once", trials_at_once, 1)):
         if not is_int(v) or v < lo: raise ValueError(f"{k}={v!r} must be an int >= {lo}")
-    if trials_at_once > 1 and model == "contvae":
-        raise ValueError(f"trials_at_once={trials_at_once}: trials train together only for vae and cvae; model='contvae' needs trials_at_once=1")
+    check_trials_at_once(trials_at_once, model)
     base = dict(base_params or {})
     if base.get("model", model) != model:
         raise ValueError(f"base_params has model={base['model']!r} but model={model!r}; give the model kind once")

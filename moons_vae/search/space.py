@@ -9,7 +9,7 @@ from ..options import is_int, is_number
 from ..train import RunConfig
 
 # %% auto #0
-__all__ = ['REFERENCE_SPACE', 'MODEL_KINDS', 'check_space']
+__all__ = ['REFERENCE_SPACE', 'MODEL_KINDS', 'BATCHABLE_KINDS', 'check_trials_at_once', 'check_space']
 
 # %% ../../nbs/08a_search_space.ipynb #c006
 REFERENCE_SPACE = {
@@ -20,6 +20,12 @@ REFERENCE_SPACE = {
     "decoder_hidden": {"type": "int", "low": 2, "high": 128, "step": 2},
 }
 MODEL_KINDS = ("vae", "cvae", "contvae")
+BATCHABLE_KINDS = ("vae", "cvae")   # kinds whose trials `fit_many` can train together, padded
+
+def check_trials_at_once(trials_at_once:int, model:str):
+    "Refuse trials trained together for a kind `fit_many` cannot pad."
+    if trials_at_once > 1 and model not in BATCHABLE_KINDS:
+        raise ValueError(f"trials_at_once={trials_at_once}: trials train together only for vae and cvae; model={model!r} needs trials_at_once=1")
 
 # %% ../../nbs/08a_search_space.ipynb #c008
 _SPEC_KEYS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "step", "log"}, "categorical": {"choices"}}
