@@ -291,6 +291,19 @@ def render_markdown(r: dict) -> str:
                       f"{_f(x['baseline_values'].get('test_nll'), 4)} → {_f(x['current_values'].get('test_nll'), 4)}",
                       f"{_f(x['baseline_values'].get('samples_on_support'), 4)} → {_f(x['current_values'].get('samples_on_support'), 4)}"]
                      for x in ev["rows"]])
+    gr = r.get("groups")
+    if gr:
+        d = gr["design"]
+        L += ["## Grouping the dataset sweep", "",
+              f"Command: `{gr.get('command', '')}`, measured {gr.get('date', '?')} at commit {str(gr.get('commit'))[:10]}: the dataset "
+              f"sweep's design ({', '.join(d['models'])}; n {d['sizes']} x noise {d['noises']} x draws {d['draws']} x seeds {d['seeds']}: "
+              f"{gr['models_trained']} models, {d['steps']} gradient steps each) trained and evaluated by `run_groups` (one thread) grouped "
+              f"per data draw and per data set size (`curve_groups(..., group_size)`), {gr.get('repeats')} child processes per way "
+              "taken in turn; medians.", ""]
+        L += _table(["grouping", "members per group (at most)", "groups", "wall time (s)"],
+                    [[x["way"], x["members_per_group"], x["groups"], x["seconds"]] for x in gr["rows"]])
+        L += [f"per draw / per size = **{gr['ratio']:.2f}x**; the two ways' metrics differ by at most "
+              + ", ".join(f"{_f(v, 2)} ({k})" for k, v in gr["max_abs_diff"].items()) + ".", ""]
     se = r.get("search")
     if se:
         L += ["## One worker of the hyperparameter search", "",
@@ -321,6 +334,23 @@ def render_markdown(r: dict) -> str:
               + ("" if cb["rc"] == 0 else " (it did not finish: the time is a lower bound of a whole build)") + ". The slowest "
               "experiments (wall seconds, from `_book/runs/status.json`; two run at a time):", ""]
         L += _table(["experiment", "wall time (s)"], [[k, round(s)] for k, s in cb.get("slowest", [])])
+        if cb.get("passes"):
+            L += ["Where the time went: " + "; ".join(f"runner pass {i + 1} ({n} jobs) {t / 60:.1f} min" for i, (n, t) in enumerate(cb["passes"]))
+                  + (f"; outside the runner (installing the environment, exporting, compiling the site) {cb['outside_runner_seconds'] / 60:.1f} min"
+                     if cb.get("outside_runner_seconds") is not None else "") + ".", ""]
+        work = cb.get("work") or {}
+        if work:
+            secs = cb.get("experiment_seconds") or {}
+            rows = sorted(((k, secs.get(k) or 0.0, w) for k, w in work.items()), key=lambda r: -r[1])
+            L += ["What every experiment trained (counted from its run folder: cells, points, trials or history; a gradient step is one "
+                  "batch of one model) against its wall time. Two experiments run at a time and a sweep spreads over both cores, so a wall "
+                  "time is roughly one core's time:", ""]
+            L += _table(["experiment", "wall time (s)", "models", "epochs", "gradient steps", "wall ms per step"],
+                        [[k, round(t), w["models"], w["epochs"], w["steps"], _f(1000 * t / w["steps"], 3) if w["steps"] else "–"]
+                         for k, t, w in rows])
+            tot = sum(w["steps"] for w in work.values())
+            L += [f"In all: {sum(w['models'] for w in work.values())} models, {tot:,} gradient steps, "
+                  f"{sum(t for _, t, _ in rows) / 60:.0f} min of experiment wall time.", ""]
     dk = r.get("dask")
     if dk:
         L += ["## Experiments on a Dask cluster", "",

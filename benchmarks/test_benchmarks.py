@@ -184,9 +184,51 @@ def test_cold_book_reads_bash_time_and_ranks_experiments(tmp_path):
         cold_book.record(tmp_path)
 
 
+def test_cold_book_reads_the_runner_passes_and_counts_training_work(tmp_path):
+    import cold_book
+    log = ("tasks.sh: installing\nexperiments:   0%|          | 0/3 [00:00<?, ?exp/s]\rexperiments:  33%|▎| 1/3 [00:59<01:58, 59s/exp, a]"
+           "\rexperiments: 100%|██| 3/3 [1:02:05<00:00, 9s/exp]\nexperiments:   0%|    | 0/2 [00:00<?, ?exp/s]"
+           "\rexperiments: 100%|██| 2/2 [02:10<00:00]\n")
+    assert cold_book.runner_passes(log) == [(3, 3725.0), (2, 130.0)]     # 1 h 2 min 5 s, then 2 min 10 s
+    assert cold_book.runner_passes("no progress here") == []
+    runs = tmp_path / "runs"
+    for name, files in {"sweep": {"cells.json": [dict(n_samples=2000, batch_size=256, epochs=10),     # 1200 points: 5 steps an epoch
+                                                 dict(n_samples=200, batch_size=256, epochs=7),       # 120 points: 1 step
+                                                 dict(n_samples=2000, batch_size=256, epochs=0)]},   # never trained (diverged at once)
+                        "search": {"trials.json": [dict(params_batch_size=32, user_attrs_epochs=3),  # 1200 / 32: 38 steps
+                                                   dict(params_batch_size=64, user_attrs_epochs=None)]},  # failed before an epoch
+                        "run": {"config.json": dict(n_samples=20000, batch_size=256), "history.json": [{}] * 4},   # 12000 / 256: 47
+                        "pageless": {}}.items():
+        (runs / name).mkdir(parents=True)
+        for f, v in files.items(): (runs / name / f).write_text(json.dumps(v))
+    assert cold_book.training_work(runs / "sweep") == dict(models=2, epochs=17, steps=57)
+    assert cold_book.training_work(runs / "search") == dict(models=1, epochs=3, steps=114)
+    assert cold_book.training_work(runs / "run") == dict(models=1, epochs=4, steps=188)
+    assert cold_book.training_work(runs / "pageless") == dict(models=0, epochs=0, steps=0)
+
+
 def test_cold_book_section_of_the_results_page():
     t = _common.target("full cold book (bash tasks.sh report, fresh clone) <= 15 min", 52.1, 15, higher_is_better=False)
     cb = dict(command="x", date="d", commit="abcdef0123", seconds=3126.0, rc=0, experiments_ran=72, slowest=[["search_vae", 574.2]], targets=[t])
     md = _common.render_markdown({"cold_book": cb})
     assert "## The full cold book" in md and "**52.1 min**, 72 experiments" in md and "| search_vae | 574 |" in md, md
     assert "| full cold book (bash tasks.sh report, fresh clone) <= 15 min | 52.1 | 15 | **MISS** |" in md
+    cb |= dict(passes=[[87, 3000.0], [15, 60.0]], outside_runner_seconds=66.0, experiment_seconds={"search_vae": 574.2, "vae": 9.0},
+               work={"search_vae": dict(models=100, epochs=30000, steps=200000), "vae": dict(models=1, epochs=700, steps=3500)})
+    md = _common.render_markdown({"cold_book": cb})
+    assert "runner pass 1 (87 jobs) 50.0 min; runner pass 2 (15 jobs) 1.0 min; outside the runner" in md and "1.1 min." in md, md
+    assert "| search_vae | 574 | 100 | 30000 | 200000 | 2.87 |" in md and "| vae | 9 | 1 | 700 | 3500 | 2.57 |" in md, md
+    assert "In all: 101 models, 203,500 gradient steps, 10 min of experiment wall time." in md, md
+
+
+def test_groups_section_and_its_comparison():
+    import groups
+    assert groups.max_abs_diff([1.0, None, 3.0], [1.5, 2.0, 2.0]) == 1.0 and groups.max_abs_diff([None], [1.0]) is None
+    gr = dict(command="x", date="d", commit="abcdef0123", design=dict(models=["vae"], sizes=[200], noises=[0.0], draws=[42], seeds=[42], steps=10),
+              models_trained=1, repeats=1, rows=[dict(way="per draw", members_per_group=1, groups=7, seconds=10.0),
+                                                 dict(way="per size", members_per_group=16, groups=1, seconds=4.0)],
+              ratio=2.5, max_abs_diff={"recon_mse_mean": 1e-7, "test_nll": 2e-6})
+    md = _common.render_markdown({"groups": gr})
+    assert "## Grouping the dataset sweep" in md and "| per size | 16 | 1 | 4 |" in md and "**2.50x**" in md, md
+    with pytest.raises(SystemExit):
+        groups.main(["--steps", "0"])

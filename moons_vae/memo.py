@@ -32,13 +32,14 @@ def data_fingerprint(data:MoonsData) -> str:
     return h.hexdigest()
 
 def training_key(configs:list[RunConfig], # what is trained (one config for fit, the members for fit_many)
-                 data:MoonsData,
+                 data:MoonsData|list, # the data set, or one per config (fit_many with a list)
                  modules=TRAINING_MODULES, # the package modules training runs through (their closure is hashed)
                 ) -> str:
     "The memo key of training `configs` on `data`."
     pkg = package_dir()
     devices = sorted({resolve_device(c.device).type for c in configs})
-    blob = json.dumps({"configs": [c.to_dict() for c in configs], "data": data_fingerprint(data), "devices": devices,
+    fingerprint = data_fingerprint(data) if isinstance(data, MoonsData) else [data_fingerprint(d) for d in data]
+    blob = json.dumps({"configs": [c.to_dict() for c in configs], "data": fingerprint, "devices": devices,
                        "threads": torch.get_num_threads(),
                        "code": source_hash(import_closure(list(modules), pkg), pkg, [pkg.parent / "requirements.lock"])},
                       sort_keys=True)

@@ -108,12 +108,12 @@ SCALAR_METRICS = ("test_nll", "test_nll_true", "test_nll_gap", "recon_mse_mean",
                   "position_gen_mae", "position_gen_mae_chance", "position_spearman", "position_spearman_prior_mean",
                   "position_spearman_along_u", "position_spearman_across_u", "position_spearman_no_decoder_noise")
 
-def _one_by_one(cfgs, data) -> list:
-    "What fit_many returns, from one `fit` per config (for configurations that cannot be stacked)."
+def _one_by_one(cfgs, datas) -> list:
+    "What fit_many returns, from one `fit` per config on its data set (for configurations that cannot be stacked)."
     from moons_vae.train import make_model, fit, TrainingDiverged
     from moons_vae.vectorized import MemberFit
     out = []
-    for c in cfgs:
+    for c, data in zip(cfgs, datas):
         model = make_model(c)
         try: hist = fit(model, data, c, progress=False)
         except TrainingDiverged as e: out.append(MemberFit(c, None, [], "diverged", e)); continue
@@ -123,7 +123,7 @@ def _one_by_one(cfgs, data) -> list:
     return out
 
 def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> list[dict]:
-    "Train configs that share data and architecture with `fit_many` (or one by one where they cannot be stacked), evaluate each on the test split."
+    "Train configs that share an architecture and a data set size with `fit_many` (or one by one where they cannot be stacked), evaluate each on its test split."
     import torch
     from moons_vae.data import load_moons
     from moons_vae.vectorized import fit_many, StackedModel
@@ -132,22 +132,24 @@ def train_group(configs:list[dict], data_dir:str|Path="data", eval_K:int=64) -> 
     from moons_vae.memo import memo_members, memo_rows
     torch.set_num_threads(1)
     cfgs = [RunConfig.from_dict(c) for c in configs]
-    data = load_moons(cfgs[0].n_samples, cfgs[0].noise, cfgs[0].data_seed, cache_dir=data_dir)
+    draws = {k: load_moons(*k, cache_dir=data_dir) for k in dict.fromkeys((c.n_samples, c.noise, c.data_seed) for c in cfgs)}
+    own = [draws[(c.n_samples, c.noise, c.data_seed)] for c in cfgs]      # each config's data set
+    data = own[0] if len(draws) == 1 else own                              # one shared, or one per member
     try: StackedModel([make_model(cfgs[0])]); stackable = True
     except NotImplementedError: stackable = False
-    train = (lambda: fit_many(cfgs, data, progress=False, on_diverge="stop")) if stackable else (lambda: _one_by_one(cfgs, data))
+    train = (lambda: fit_many(cfgs, data, progress=False, on_diverge="stop")) if stackable else (lambda: _one_by_one(cfgs, own))
     def evaluated():
         # the models are loaded (or trained) only when the rows are not in the memo: loading a group's weights and
         # histories took most of a sweep's time after a change to its figures
         members = memo_members(cfgs, data, train, Path(data_dir) / "fits")     # loaded if this group was trained before
         rows = []
-        for c, member in zip(cfgs, members):
+        for c, member, d in zip(cfgs, members, own):
             row = {**c.to_dict(), "epochs": len(member.history), "stop": member.stop,
                    "error": None if member.error is None else str(member.error)}
             if member.state is not None and member.stop != "diverged":
                 model = member.model()
-                m = evaluate(model, data, c.beta, K=eval_K, seed=c.seed)
-                row.update({k: m[k] for k in SCALAR_METRICS if k in m}, train_recon_mse_mean=recon_mse(model, data, "train"))
+                m = evaluate(model, d, c.beta, K=eval_K, seed=c.seed)
+                row.update({k: m[k] for k in SCALAR_METRICS if k in m}, train_recon_mse_mean=recon_mse(model, d, "train"))
             rows.append(row)
         return rows
     return memo_rows(cfgs, data, evaluated, Path(data_dir) / "fits", {"eval_K": eval_K})   # and so is its evaluation
@@ -229,24 +231,27 @@ def budget_epochs(n_train:int, batch_size:int, steps:int) -> int:
     return max(1, -(-steps // per_epoch))
 
 def curve_groups(fixed:dict, # RunConfig values shared by every model
-                 models, n_samples_grid, data_seeds, seeds, # the design: a group per (model, size, data set) of the seeds
+                 models, n_samples_grid, data_seeds, seeds, # the design: per model and size, a group of its draws and seeds
                  steps:int, # gradient steps per model
                  data_dir:str|Path="data",
-                 noise_grid=None, # noise levels (a group per level too); None: the noise of `fixed`
+                 noise_grid=None, # noise levels (members of the size's groups too); None: the noise of `fixed`
+                 group_size:int=16, # members per group at most (each trains on its own data set: `fit_many` with a list)
                 ) -> list[list[dict]]:
-    "Groups at a fixed budget of steps: per model, data set size, noise level and data draw, its seeds."
+    "Groups at a fixed budget of steps: per model and data set size, its noise levels x data draws x seeds, in chunks."
     from moons_vae.data import load_moons
     batch = RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).batch_size
     groups = []
     noises = [RunConfig.from_dict({k: v for k, v in fixed.items() if k in RunConfig.names()}).noise] if noise_grid is None else noise_grid
     for m in models:
         for n in n_samples_grid:
+            members = []
             for noise in noises:
                 for d in data_seeds:
-                    n_train = len(load_moons(n, float(noise), d, cache_dir=data_dir).split["train"])
+                    n_train = len(load_moons(n, float(noise), d, cache_dir=data_dir).split["train"])   # the same for every draw of n
                     e = budget_epochs(n_train, batch, steps)
-                    groups.append([{**fixed, "model": m, "n_samples": n, "noise": float(noise), "data_seed": d, "seed": s,
-                                    "max_epochs": e, "min_epochs": e, "patience": e} for s in seeds])
+                    members += [{**fixed, "model": m, "n_samples": n, "noise": float(noise), "data_seed": d, "seed": s,
+                                 "max_epochs": e, "min_epochs": e, "patience": e} for s in seeds]
+            groups += chunks(members, group_size)
     return groups
 
 # %% ../nbs/13_studies.ipynb #c026

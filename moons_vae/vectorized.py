@@ -21,24 +21,26 @@ from .processes import exit_with_parent
 from .progress import report
 
 # %% auto #0
-__all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'PADDED_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit', 'fit_many',
-           'batched_matmul_is_exact', 'fit_many_models', 'fit_many_parallel']
+__all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'PADDED_FIELDS', 'DATA_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit',
+           'fit_many', 'batched_matmul_is_exact', 'fit_many_models', 'fit_many_parallel']
 
 # %% ../nbs/07_vectorized.ipynb #c005
 PER_MEMBER_FIELDS = ("beta", "eps_w", "prior_std", "lr", "min_epochs", "max_epochs", "patience",
                      "lr_patience", "lr_factor", "grad_clip", "seed", "threads")
 SHARED_FIELDS = tuple(n for n in RunConfig.names() if n not in PER_MEMBER_FIELDS)
 PADDED_FIELDS = ("encoder_hidden", "latent_dim", "decoder_hidden")   # may differ with pad=True (same number of layers)
+DATA_FIELDS = ("noise", "data_seed")   # may differ with own_data=True: each member trains on its own data set (of one size)
 
-def check_stackable(configs, pad:bool=False) -> list[RunConfig]:
-    "`configs` as a list, after checking that they are `RunConfig`s that agree on every field in `SHARED_FIELDS` (but the widths, with `pad`)."
+def check_stackable(configs, pad:bool=False, own_data:bool=False) -> list[RunConfig]:
+    "`configs` as a list, after checking that they agree on every field in `SHARED_FIELDS` (but the widths with `pad`, the data draw with `own_data`)."
     configs = list(configs)
     if not configs: raise ValueError("configs is empty; give at least one RunConfig")
     for i, c in enumerate(configs):
         if not isinstance(c, RunConfig): raise TypeError(f"configs[{i}] is a {type(c).__name__}, expected a RunConfig")
     c0 = configs[0]
-    free = PER_MEMBER_FIELDS + (PADDED_FIELDS if pad else ())
+    free = PER_MEMBER_FIELDS + (PADDED_FIELDS if pad else ()) + (DATA_FIELDS if own_data else ())
     for name in SHARED_FIELDS:
+        if own_data and name in DATA_FIELDS: continue
         for i, c in enumerate(configs[1:], 1):
             if pad and name in PADDED_FIELDS:
                 a, b = getattr(c0, name), getattr(c, name)
@@ -276,9 +278,30 @@ class MemberFit:
         m.load_state_dict(self.state)
         return m.eval()
 
+# %% ../nbs/07_vectorized.ipynb #c044
+def _check_member_data(configs, datas):
+    "Each config's data set is the one it names (with a list, the configs' noise and data_seed are free to differ: nothing else checks)."
+    if len(datas) != len(configs): raise ValueError(f"data: {len(datas)} data sets for {len(configs)} configs; give one, or one per config")
+    for i, (c, d) in enumerate(zip(configs, datas)):
+        if (d.n_samples, d.noise, d.random_state) != (c.n_samples, c.noise, c.data_seed):
+            raise ValueError(f"data[{i}] is the draw n_samples={d.n_samples}, noise={d.noise}, seed={d.random_state}, but configs[{i}] "
+                             f"asks for n_samples={c.n_samples}, noise={c.noise}, data_seed={c.data_seed}")
+
+def _member_data(datas:list, # one MoonsData, or one per member
+                 K:int, kind:str, dev) -> tuple:
+    "Per member (K, n, ·): the train inputs (x, and the label for the CVAE), the train positions, the val inputs and positions."
+    shapes = {(len(d.split["train"]), len(d.split["val"])) for d in datas}
+    if len(shapes) > 1: raise ValueError(f"data: members trained together need data sets of one size; train and val sizes {sorted(shapes)}")
+    parts = [(d.tensors("train", dev), d.tensors("val", dev)) for d in datas]
+    inputs = lambda p: torch.cat([p["x"], p["y"]], -1) if kind == "cvae" else p["x"]
+    stack = lambda ts: torch.stack(ts).expand(K, *ts[0].shape)     # one data set: K views of it, no copies
+    return (stack([inputs(tr) for tr, _ in parts]), stack([tr["t"] for tr, _ in parts]),
+            stack([inputs(va) for _, va in parts]), stack([va["t"] for _, va in parts]))
+
+
 # %% ../nbs/07_vectorized.ipynb #c020
 def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained together
-             data:MoonsData, # the data set (train and val splits are used)
+             data:MoonsData|list, # the data set (train and val splits are used), or one per config (of one size: see own_data)
              progress:bool=True, # show a progress bar over epochs
              callback=None, # called as callback(i, row) after each epoch of member i; a true result stops that member
              on_diverge:str="raise", # 'raise': a non-finite loss raises TrainingDiverged; 'stop': only that member stops
@@ -286,7 +309,9 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
              pad:bool=False, # members may differ in widths (VAE, CVAE): each is zero-padded to the widest
             ) -> list[MemberFit]:
     "Train one model per config at once; member i's history and best state are those `fit` gives for configs[i]."
-    configs = check_stackable(configs, pad)
+    own = isinstance(data, (list, tuple))        # each member its own data set: the draws and noise levels may differ
+    configs = check_stackable(configs, pad, own_data=own)
+    if own: _check_member_data(configs, data)
     if on_diverge not in ("raise", "stop"): raise ValueError(f"on_diverge={on_diverge!r} is not one of ('raise', 'stop')")
     c0, K = configs[0], len(configs)
     dev = resolve_device(c0.device)
@@ -296,14 +321,13 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     fast = S.kind != "contvae" if fast is None else fast
     if fast and S.kind == "contvae": raise ValueError("fast=True: the continuous model has no hand-written step (autograd only)")
     P[:] = [p.detach().to(dev).requires_grad_() for p in P]
-    train, val = data.tensors("train", dev), data.tensors("val", dev)
-    n, L, kind = len(train["x"]), S.latent, S.kind
+    L, kind = S.latent, S.kind
+    tin, tt, vin, vt = _member_data(data if own else [data], K, kind, dev)   # (K, n, ·) per member (views of one when shared)
+    n = tin.shape[1]
     sizes = [len(s) for s in torch.arange(n).split(c0.batch_size)]
-    tin = torch.cat([train["x"], train["y"]], -1) if kind == "cvae" else train["x"]
-    vin = torch.cat([val["x"], val["y"]], -1) if kind == "cvae" else val["x"]
     gens = [torch.Generator(device=dev).manual_seed(c.seed) for c in configs]
     lat = [c.latent_dim for c in configs]      # a padded member's noise is 0 beyond its own latent size, so its z stays 0 there
-    val_noise = torch.stack([torch.nn.functional.pad(torch.randn(len(vin), c.latent_dim, device=dev,
+    val_noise = torch.stack([torch.nn.functional.pad(torch.randn(vin.shape[1], c.latent_dim, device=dev,
                              generator=torch.Generator(device=dev).manual_seed(c.seed + 1)), (0, L - c.latent_dim)) for c in configs])
     mt = _member_tensors(configs, dev)
     for p in P: p.grad = torch.zeros_like(p)     # persistent: backward accumulates into them, the views below stay valid
@@ -315,11 +339,11 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     best, since, histories, results = [math.inf] * K, [0] * K, [[] for _ in configs], [None] * K
     act = list(range(K))      # row r of the stack is member act[r]
 
-    def buffers():
-        k = len(act)
-        return (vin.expand(k, *vin.shape).contiguous(), val["t"].expand(k, *val["t"].shape).contiguous(),
+    def buffers():      # the active members' rows of the data, and buffers of their size
+        k, ix = len(act), torch.tensor(act, device=dev)
+        return (*(t.index_select(0, ix) for t in (tin, tt, vin, vt)), torch.arange(k, device=dev).unsqueeze(1),
                 torch.empty(k, n, dtype=torch.long, device=dev), [torch.zeros(k, b, L, device=dev) for b in sizes])
-    vin_k, vt_k, perm, noise_bufs = buffers()
+    tin_k, tt_k, vin_k, vt_k, rows_k, perm, noise_bufs = buffers()
     groups, groups_key = None, None
     bar = tqdm(range(1, max(c.max_epochs for c in configs) + 1), disable=not progress, desc=f"fit_many {kind} x{K}",
                unit="epoch", leave=False)
@@ -331,8 +355,8 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
             for buf in noise_bufs:
                 if lat[i] == L: torch.randn(buf.shape[1:], generator=gens[i], device=dev, out=buf[r])
                 else: buf[r, :, :lat[i]] = torch.randn(buf.shape[1], lat[i], generator=gens[i], device=dev)
-        X = tin[perm]
-        T = train["t"][perm] if kind == "contvae" else None
+        X = tin_k[rows_k, perm]                  # each member's batch order through its own data
+        T = tt_k[rows_k, perm] if kind == "contvae" else None
         key = tuple(scheds[i].lr for i in act)
         if key != groups_key: groups, groups_key = _adam_groups(key, P, G, M1, M2), key
         sums, s = torch.zeros(k, 3, device=dev), 0
@@ -393,7 +417,7 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
                 for ts in (M1, M2, best_P): ts[:] = [sel(t) for t in ts]
             mt = {name: sel(t) for name, t in mt.items()}
             val_noise = sel(val_noise)
-            vin_k, vt_k, perm, noise_bufs = buffers()
+            tin_k, tt_k, vin_k, vt_k, rows_k, perm, noise_bufs = buffers()
             groups_key = None
         if progress: bar.set_postfix(active=len(act), refresh=False)
     bar.close()

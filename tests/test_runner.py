@@ -173,7 +173,7 @@ def test_killed_runner_leaves_no_processes_and_no_run_folder(tmp_path, sig):
     for name in ("a", "b"): (params / f"{name}.yaml").write_text(yaml.safe_dump(long | {"seed": 1 if name == "a" else 2}))
     p = subprocess.Popen([tool("moons-vae"), "run", *(str(params / f"{n}.yaml") for n in "qab"), "--workers", "2",
                           "--runs-dir", str(runs), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.txt").open("w"))   # a file: a pipe could fill up
     try:
         deadline = time.time() + 240
         while not (runs / "q" / "metrics.json").is_file() or len(list((runs / ".progress").glob("*.json"))) < 2:   # a, b training
@@ -191,6 +191,8 @@ def test_killed_runner_leaves_no_processes_and_no_run_folder(tmp_path, sig):
             assert not [q for q in runs.iterdir() if ".tmp-" in q.name]                              # cleaned up on the way out
             status = json.loads((runs / "status.json").read_text())
             assert status["q"]["status"] == "ran" and status["q"]["seconds"] > 0 and "a" not in status, status
+            err = (tmp_path / "stderr.txt").read_text()
+            assert "Exception ignored" not in err and "Traceback" not in err, err[-3000:]   # an orderly stop, not a crash
     finally:
         if p.poll() is None: p.kill()
         for q in psutil.Process().children(recursive=True): q.kill()

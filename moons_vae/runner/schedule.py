@@ -83,6 +83,8 @@ def _run_pool(todo, runs_dir, data_dir, workers, results, bar):
         pool.shutdown(wait=False, cancel_futures=True)
         for p in procs: p.terminate()                  # each shuts its kernel down and removes its temporary folder
         for p in procs: p.join(timeout=30)
+        manager = getattr(pool, "_executor_manager_thread", None)   # let it close its wake-up pipe before the interpreter exits:
+        if manager is not None: manager.join(timeout=30)           # else Python's atexit hook can write to it as it closes (EBADF)
         raise
     pool.shutdown()
 
