@@ -277,10 +277,15 @@ def hparam_groups(fixed:dict, design:list[dict], models, seeds) -> list[list[dic
     return list(groups.values())
 
 # %% ../nbs/13_studies.ipynb #c020
-def replicate_groups(fixed:dict, variants:dict, seeds, data_seeds) -> tuple[list[list[dict]], list[str]]:
-    "One group per (variant, data set) holding its seeds, and the variant name of each group."
-    groups = [[{**fixed, **v, "data_seed": d, "seed": s} for s in seeds] for v in variants.values() for d in data_seeds]
-    return groups, [n for n in variants for _ in data_seeds]
+def replicate_groups(fixed:dict, variants:dict, seeds, data_seeds,
+                     group_size:int=16, # members per group at most (each on its own data set: `fit_many` with a list)
+                    ) -> tuple[list[list[dict]], list[str]]:
+    "Per variant, groups of its data sets x seeds (in chunks of `group_size`), and the variant name of each group."
+    groups, names = [], []
+    for name, v in variants.items():
+        chunked = chunks([{**fixed, **v, "data_seed": d, "seed": s} for d in data_seeds for s in seeds], group_size)
+        groups += chunked; names += [name] * len(chunked)
+    return groups, names
 
 def replicate_summary(rows:list[dict], # train_group rows, each with the `by` key(s)
                       metrics, # metric names to summarise
