@@ -290,8 +290,6 @@ def _check_member_data(configs, datas):
 def _member_data(datas:list, # one MoonsData, or one per member
                  K:int, kind:str, dev) -> tuple:
     "Per member (K, n, ·): the train inputs (x, and the label for the CVAE), the train positions, the val inputs and positions."
-    shapes = {(len(d.split["train"]), len(d.split["val"])) for d in datas}
-    if len(shapes) > 1: raise ValueError(f"data: members trained together need data sets of one size; train and val sizes {sorted(shapes)}")
     parts = [(d.tensors("train", dev), d.tensors("val", dev)) for d in datas]
     inputs = lambda p: torch.cat([p["x"], p["y"]], -1) if kind == "cvae" else p["x"]
     stack = lambda ts: torch.stack(ts).expand(K, *ts[0].shape)     # one data set: K views of it, no copies
