@@ -22,7 +22,7 @@ from .progress import report
 
 # %% auto #0
 __all__ = ['PER_MEMBER_FIELDS', 'SHARED_FIELDS', 'PADDED_FIELDS', 'DATA_FIELDS', 'check_stackable', 'StackedModel', 'MemberFit',
-           'fit_many', 'batched_matmul_is_exact', 'fit_many_models', 'fit_many_parallel']
+           'fit_many', 'linear_shapes', 'batched_matmul_is_exact', 'fit_many_models', 'fit_many_parallel']
 
 # %% ../nbs/07_vectorized.ipynb #c005
 PER_MEMBER_FIELDS = ("beta", "eps_w", "prior_std", "lr", "min_epochs", "max_epochs", "patience",
@@ -423,15 +423,25 @@ def fit_many(configs:list[RunConfig], # configs sharing SHARED_FIELDS; trained t
     return results
 
 # %% ../nbs/07_vectorized.ipynb #c022
-def batched_matmul_is_exact(shapes=((32, 2, 8), (32, 8, 10), (32, 4, 16), (32, 16, 2)), k:int=3) -> bool:
-    "Whether `baddbmm`/`bmm` give each matrix exactly what `addmm`/`mm` give, for (rows, in, out) layer `shapes`."
+def linear_shapes(model:torch.nn.Module, # a single model, as `make_model` builds it
+                  rows, # the row counts its products see: batch size, last partial batch, validation split...
+                 ) -> list[tuple[int, int, int]]:
+    "The (rows, in, out) of each of `model`'s linear layers at each row count: the products a stacked run batches."
+    return sorted({(r, m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear) for r in rows if r})
+
+def batched_matmul_is_exact(shapes, # (rows, in, out) per layer, e.g. from `linear_shapes`
+                            k:int=3, # matrices per batched product
+                           ) -> bool:
+    "Whether `baddbmm`/`bmm` give each matrix exactly what `addmm`/`mm` give, forward and backward, for every layer shape."
     g = torch.Generator().manual_seed(0)
     for rows, a, b in shapes:
         x, W, bias, gy = (torch.randn(*s, generator=g) for s in ((k, rows, a), (k, b, a), (k, b), (k, rows, b)))
-        if not torch.equal(torch.baddbmm(bias.unsqueeze(1), x, W.transpose(1, 2)),
-                           torch.stack([torch.addmm(bias[i], x[i], W[i].t()) for i in range(k)])): return False
-        if not torch.equal(torch.bmm(gy.transpose(1, 2), x), torch.stack([gy[i].t().mm(x[i]) for i in range(k)])): return False
+        pairs = [(torch.baddbmm(bias.unsqueeze(1), x, W.transpose(1, 2)), [torch.addmm(bias[i], x[i], W[i].t()) for i in range(k)]),
+                 (torch.bmm(gy.transpose(1, 2), x), [gy[i].t().mm(x[i]) for i in range(k)]),      # the weights' gradient
+                 (torch.bmm(gy, W), [gy[i].mm(W[i]) for i in range(k)])]                          # the inputs' gradient
+        if not all(torch.equal(batched, torch.stack(single)) for batched, single in pairs): return False
     return True
+
 
 # %% ../nbs/07_vectorized.ipynb #c033
 def fit_many_models(configs:list[RunConfig], data:MoonsData, progress:bool=True, **kw) -> list[tuple[VAE, list[dict]]]:
