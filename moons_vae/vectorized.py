@@ -442,7 +442,6 @@ def batched_matmul_is_exact(shapes, # (rows, in, out) per layer, e.g. from `line
         if not all(torch.equal(batched, torch.stack(single)) for batched, single in pairs): return False
     return True
 
-
 # %% ../nbs/07_vectorized.ipynb #c033
 def fit_many_models(configs:list[RunConfig], data:MoonsData, progress:bool=True, **kw) -> list[tuple[VAE, list[dict]]]:
     "`(model, history)` per config, as `make_model(cfg)` followed by `fit(model, data, cfg)` would leave them."
